@@ -1,0 +1,1 @@
+"""Corpora used in the course: getting them, loading them and splitting them."""
