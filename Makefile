@@ -30,7 +30,7 @@ test: $(VENV)/.test-installed
 
 exercises: $(VENV)/.book-installed
 	cd solutions && for dir in */; do \
-		(cd .. && $(BIN)/nbgrader generate_assignment "$${dir%/}" --force) || exit 1; \
+		(cd .. && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment "$${dir%/}" --force) || exit 1; \
 	done
 
 clean:
