@@ -1,0 +1,148 @@
+"""Speed of course_lib.ngram: an interpolated Kneser–Ney trigram on 1.7 million tokens.
+
+Prints the build time, throughput, peak memory and held-out perplexity of the model, then
+times course_lib and NLTK's ``KneserNeyInterpolated`` side by side on a 50,000-token subset
+(building, and scoring the same held-out trigrams). Everything runs on one CPU thread.
+
+    .venv/bin/python benchmarks/ngram_speed.py
+"""
+
+import os
+import resource
+import sys
+import sysconfig
+import time
+import tracemalloc
+from pathlib import Path
+
+# One thread: set before NumPy (imported by nltk and course_lib) starts its thread pools.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+from nltk.lm import KneserNeyInterpolated  # noqa: E402
+from nltk.lm.preprocessing import padded_everygram_pipeline  # noqa: E402
+
+from course_lib.ngram import KneserNey  # noqa: E402
+from course_lib.tokenizers import word_tokenize  # noqa: E402
+
+ORDER = 3
+DISCOUNT = 0.75
+TRAIN_TOKENS = 1_700_000
+HELD_OUT_TOKENS = 50_000
+NLTK_TOKENS = 50_000
+NLTK_SCORED_NGRAMS = 200
+
+
+def load_sentences(min_tokens: int) -> list[list[str]]:
+    """The standard library's Python source, one word-tokenized line per sentence.
+
+    Files are read in sorted order (test, tests, idle_test and site-packages directories
+    left out) until at least ``min_tokens`` tokens are collected; blank lines are skipped.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skipped = {"test", "tests", "idle_test", "site-packages"}
+    files = sorted(p for p in root.rglob("*.py") if not skipped & set(p.relative_to(root).parts[:-1]))
+    sentences, n_tokens = [], 0
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            tokens = word_tokenize(line)
+            if tokens:
+                sentences.append(tokens)
+                n_tokens += len(tokens)
+        if n_tokens >= min_tokens:
+            break
+    return sentences
+
+
+def split_by_tokens(sentences: list[list[str]], n_tokens: int) -> tuple[list[list[str]], list[list[str]]]:
+    """The shortest prefix of ``sentences`` with at least ``n_tokens`` tokens, and the rest."""
+    total = 0
+    for i, sentence in enumerate(sentences):
+        total += len(sentence)
+        if total >= n_tokens:
+            return sentences[: i + 1], sentences[i + 1 :]
+    return sentences, []
+
+
+def n_tokens(sentences: list[list[str]]) -> int:
+    return sum(map(len, sentences))
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def fit_kneser_ney(sentences: list[list[str]]) -> KneserNey:
+    return KneserNey(order=ORDER, discount=DISCOUNT).fit(sentences)
+
+
+def fit_nltk(sentences: list[list[str]]) -> KneserNeyInterpolated:
+    model = KneserNeyInterpolated(ORDER, discount=DISCOUNT)
+    model.fit(*padded_everygram_pipeline(ORDER, sentences))
+    return model
+
+
+def main() -> None:
+    sentences = load_sentences(TRAIN_TOKENS + HELD_OUT_TOKENS)
+    train, rest = split_by_tokens(sentences, TRAIN_TOKENS)
+    held_out, _ = split_by_tokens(rest, HELD_OUT_TOKENS)
+    print(f"Python {sys.version.split()[0]}, numpy threads forced to 1")
+    print(
+        f"corpus: standard-library source, one line per sentence: {len(train):,} training sentences, "
+        f"{len(held_out):,} held-out sentences"
+    )
+
+    model, build_s = timed(fit_kneser_ney, train)
+    tracemalloc.start()
+    fit_kneser_ney(train)
+    _, peak_bytes = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tokens = n_tokens(train)
+    print(
+        f"kneser-ney trigram: {tokens:,} tokens in {build_s:.2f} s ({tokens / build_s:,.0f} tokens/s), "
+        f"peak memory {peak_bytes / 2**20:,.0f} MB (traced during fit; "
+        f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MB)"
+    )
+    sizes = model.num_ngrams()
+    print(
+        f"model: V = {model.vocab_size:,} predictable tokens; "
+        + ", ".join(f"{count:,} {k}-grams" for k, count in sizes.items())
+    )
+    perplexity, score_s = timed(model.perplexity, held_out)
+    predictions = n_tokens(held_out) + len(held_out)
+    print(
+        f"held-out: {predictions:,} predicted tokens scored in {score_s:.3f} s "
+        f"({predictions / score_s:,.0f} tokens/s), perplexity {perplexity:.2f}"
+    )
+
+    subset, _ = split_by_tokens(train, NLTK_TOKENS)
+    scored, _ = split_by_tokens(held_out, NLTK_SCORED_NGRAMS)
+    ours, ours_build_s = timed(fit_kneser_ney, subset)
+    nltk_model, nltk_build_s = timed(fit_nltk, subset)
+    _, ours_score_s = timed(ours.token_logprobs, scored)
+    trigrams = [
+        (tuple(padded[t - ORDER + 1 : t]), padded[t])
+        for sentence in scored
+        for padded in [["<s>"] * (ORDER - 1) + sentence + ["</s>"]]
+        for t in range(ORDER - 1, len(padded))
+    ]
+    _, nltk_score_s = timed(lambda: [nltk_model.score(word, context) for context, word in trigrams])
+    _, ours_loop_s = timed(lambda: [ours.prob(word, context) for context, word in trigrams])
+    print(
+        f"\nside by side on the first {n_tokens(subset):,} training tokens "
+        f"(trigram, discount {DISCOUNT}), scoring {len(trigrams)} held-out trigrams:"
+    )
+    print(f"{'':28}{'build':>12}{'score':>14}")
+    print(f"{'course_lib (vectorised)':28}{ours_build_s:>10.3f} s{ours_score_s * 1e3:>11.2f} ms")
+    print(f"{'course_lib (prob, one by one)':28}{'':>12}{ours_loop_s * 1e3:>11.2f} ms")
+    print(f"{'nltk.lm':28}{nltk_build_s:>10.3f} s{nltk_score_s * 1e3:>11.2f} ms")
+    print(
+        f"{'speed ratio nltk / ours':28}{nltk_build_s / ours_build_s:>11.0f}x"
+        f"{nltk_score_s / ours_score_s:>13.0f}x (one by one: {nltk_score_s / ours_loop_s:,.0f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
