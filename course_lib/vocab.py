@@ -11,6 +11,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 
 UNK = "<unk>"
@@ -55,14 +56,13 @@ class Vocabulary:
         """
         if min_freq < 1:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
-        counts: Counter[str] = Counter()
-        for sequence in sequences:
-            if isinstance(sequence, str):
-                raise TypeError(
-                    "Vocabulary.build expects a list of token lists, got a string; "
-                    "tokenize first, e.g. [word_tokenize(s) for s in sentences]"
-                )
-            counts.update(sequence)
+        sequences = list(sequences)
+        if any(isinstance(sequence, str) for sequence in sequences):
+            raise TypeError(
+                "Vocabulary.build expects a list of token lists, got a string; "
+                "tokenize first, e.g. [word_tokenize(s) for s in sentences]"
+            )
+        counts = Counter(chain.from_iterable(sequences))
         if not counts:
             raise ValueError("cannot build a vocabulary from an empty corpus: no tokens were given")
         kept = sorted(
