@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from tests.nbgrader_course import REPO, Course, assignments, cells_by_grade_id, notebook_name, solution_ids
-from tests.wrong_answers import WRONG_ANSWERS
+from tests.wrong_answers import wrong_answers
 
 pytestmark = pytest.mark.slow
 
@@ -51,16 +51,16 @@ def test_solution_validates(course):
 
 
 def test_every_part_has_a_planted_mistake(course):
-    assert set(WRONG_ANSWERS[course.assignment]) == set(solution_ids(course.source()))
+    assert set(wrong_answers(course.assignment)) == set(solution_ids(course.source()))
 
 
 def test_autograde_scores(course):
     source = course.source()
     solutions = {grade_id: cells_by_grade_id(source)[grade_id].source for grade_id in solution_ids(source)}
-    wrong_answers = WRONG_ANSWERS[course.assignment]
+    mistakes = wrong_answers(course.assignment)
     course.submit("solution", solutions)
     course.submit("untouched", {})
-    for part, wrong_code in wrong_answers.items():
+    for part, wrong_code in mistakes.items():
         course.submit(f"wrong-{part}", {**solutions, part: wrong_code})
     course.autograde()
 
@@ -70,7 +70,7 @@ def test_autograde_scores(course):
     assert all(score == max_score for score, max_score in full.values()), full
     assert all(score == 0 for score, _ in course.scores("untouched").values())
 
-    for part in wrong_answers:
+    for part in mistakes:
         scores = course.scores(f"wrong-{part}")
         lost = {grade_id for grade_id, (score, max_score) in scores.items() if score < max_score}
         part_tests = {grade_id for grade_id in scores if grade_id.startswith(f"{part}_test")}
@@ -81,7 +81,7 @@ def test_autograde_scores(course):
     totals = course.export()
     assert totals["solution"] == maximum
     assert totals["untouched"] == 0
-    for part in wrong_answers:
+    for part in mistakes:
         part_points = sum(max_score for g, (_, max_score) in full.items() if g.startswith(f"{part}_test"))
         assert totals[f"wrong-{part}"] == pytest.approx(maximum - part_points)
 

@@ -1,13 +1,8 @@
-"""Plausible mistakes, one per graded part, planted to check that grading is independent.
+"""Plausible mistakes in Assignment 1, one per graded part (see ``tests/wrong_answers/__init__.py``)."""
 
-``WRONG_ANSWERS[assignment][grade_id]`` is the code of a solution cell with a typical bug.
-A submission with that one cell wrong must lose exactly that part's points.
-"""
-
-WRONG_ANSWERS: dict[str, dict[str, str]] = {
-    "a1_ngrams": {
-        # Forgets the end-of-sentence symbol.
-        "counting": '''
+WRONG_ANSWERS: dict[str, str] = {
+    # Forgets the end-of-sentence symbol.
+    "counting": '''
 def padded_ngrams(sentence, n):
     if n < 1:
         raise ValueError("n must be at least 1")
@@ -21,8 +16,8 @@ def count_ngrams(sentences, n):
         counts.update(padded_ngrams(sentence, n))
     return counts
 ''',
-        # Divides by the number of all n-grams: a joint, not a conditional, probability.
-        "mle": '''
+    # Divides by the number of all n-grams: a joint, not a conditional, probability.
+    "mle": '''
 def context_totals(ngram_counts):
     totals = Counter()
     for ngram, count in ngram_counts.items():
@@ -35,14 +30,14 @@ def mle_probability(ngram_counts, totals, context, word):
         return 0.0
     return ngram_counts[tuple(context) + (word,)] / sum(ngram_counts.values())
 ''',
-        # Adds V instead of k·V to the denominator (right only for k = 1).
-        "add_k": '''
+    # Adds V instead of k·V to the denominator (right only for k = 1).
+    "add_k": '''
 def add_k_probability(ngram_counts, totals, context, word, k, vocab_size):
     context = tuple(context)
     return (ngram_counts[context + (word,)] + k) / (totals[context] + vocab_size)
 ''',
-        # Backs off without the factor alpha.
-        "backoff": '''
+    # Backs off without the factor alpha.
+    "backoff": '''
 def stupid_backoff_score(counts, totals, context, word, alpha=0.4):
     context = tuple(context)
     while context:
@@ -52,8 +47,8 @@ def stupid_backoff_score(counts, totals, context, word, alpha=0.4):
         context = context[1:]
     return counts[1][(word,)] / sum(counts[1].values())
 ''',
-        # Leaves out the prediction of </s>.
-        "perplexity": '''
+    # Leaves out the prediction of </s>.
+    "perplexity": '''
 def perplexity(probability, sentences, n):
     total_log_prob, count = 0.0, 0
     for sentence in sentences:
@@ -66,8 +61,8 @@ def perplexity(probability, sentences, n):
             count += 1
     return math.exp(-total_log_prob / count)
 ''',
-        # Multiplies by the temperature instead of raising to the power 1/temperature.
-        "sampling": '''
+    # Multiplies by the temperature instead of raising to the power 1/temperature.
+    "sampling": '''
 def sampling_distribution(probs, temperature=1.0, top_k=None):
     if temperature <= 0:
         raise ValueError("temperature must be positive")
@@ -80,5 +75,4 @@ def sampling_distribution(probs, temperature=1.0, top_k=None):
     weights = probs * temperature
     return weights / weights.sum()
 ''',
-    },
 }
