@@ -93,8 +93,9 @@ def generate(
     Args:
         model: a course language model, ``model(inputs (T, B), state) -> (logits (T, B, V), state)``.
         vocab: its vocabulary, word- or character-level.
-        prompt: the tokens to start from, at least one: ``["<s>"]`` to generate a sentence
-            from scratch, or e.g. ``list("def ")`` for a character-level model.
+        prompt: the tokens to start from, at least one. A model trained on a stream from
+            ``encode_stream`` has seen every sentence start after ``</s>``, so ``["</s>"]``
+            generates a sentence from scratch; ``list("def ")`` starts a character-level one.
         max_tokens: the most tokens to sample.
         temperature, top_k: see :func:`sampling_probs`; ``top_k=1`` is greedy decoding.
         seed: makes the result reproducible; ``None`` uses torch's global generator.
@@ -107,7 +108,7 @@ def generate(
     """
     _check_sampling_arguments(temperature, top_k)
     if len(prompt) == 0:
-        raise ValueError("the prompt must hold at least one token, e.g. ['<s>'] to start a sentence")
+        raise ValueError("the prompt must hold at least one token, e.g. ['</s>'] to start a sentence")
     if device is None:
         device = next(model.parameters()).device
     generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
