@@ -106,7 +106,7 @@ def rnn_sequence(
     return torch.stack(states)
 
 
-def _init_uniform(module: nn.Module, hidden_size: int) -> None:
+def init_uniform_(module: nn.Module, hidden_size: int) -> None:
     """PyTorch's initialisation of recurrent layers: every parameter ~ U(−1/√H, 1/√H)."""
     bound = 1.0 / math.sqrt(hidden_size)
     for parameter in module.parameters():
@@ -137,7 +137,7 @@ class RNNCell(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(hidden_size)) if bias else None
         self.bias_hh = nn.Parameter(torch.empty(hidden_size)) if bias else None
-        _init_uniform(self, hidden_size)
+        init_uniform_(self, hidden_size)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         """h_t (B, H) from e_t (B, D) and h_{t-1} (B, H); a missing h_{t-1} is zeros."""
@@ -177,7 +177,7 @@ class RNN(nn.Module):
         self.weight_hh_l0 = nn.Parameter(torch.empty(hidden_size, hidden_size))
         self.bias_ih_l0 = nn.Parameter(torch.empty(hidden_size)) if bias else None
         self.bias_hh_l0 = nn.Parameter(torch.empty(hidden_size)) if bias else None
-        _init_uniform(self, hidden_size)
+        init_uniform_(self, hidden_size)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the recurrence over ``x``.
