@@ -60,7 +60,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.models.rnn import init_uniform_
+from course_lib.models.rnn import add_recurrent_parameters
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """The state (h, c) of an LSTM: the hidden state and the cell state."""
@@ -193,11 +193,7 @@ class LSTMCell(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
-        init_uniform_(self, hidden_size)
+        add_recurrent_parameters(self, input_size, hidden_size, gates=4, bias=bias)
 
     def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
         """(h_t, c_t), shape (B, H) each, from x_t (B, D) and (h_{t−1}, c_{t−1}) (B, H) each.
@@ -234,11 +230,7 @@ class LSTM(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.weight_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias_ih_l0 = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
-        self.bias_hh_l0 = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
-        init_uniform_(self, hidden_size)
+        add_recurrent_parameters(self, input_size, hidden_size, gates=4, bias=bias, suffix="_l0")
 
     def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Run the recurrence over ``x``.
@@ -293,11 +285,7 @@ class GRUCell(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        init_uniform_(self, hidden_size)
+        add_recurrent_parameters(self, input_size, hidden_size, gates=3, bias=bias)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         """h_t (B, H) from x_t (B, D) and h_{t−1} (B, H); a missing h_{t−1} is zeros."""
@@ -330,11 +318,7 @@ class GRU(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.weight_ih_l0 = nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
-        self.bias_ih_l0 = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        self.bias_hh_l0 = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
-        init_uniform_(self, hidden_size)
+        add_recurrent_parameters(self, input_size, hidden_size, gates=3, bias=bias, suffix="_l0")
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the recurrence over ``x``.

@@ -106,8 +106,20 @@ def rnn_sequence(
     return torch.stack(states)
 
 
-def init_uniform_(module: nn.Module, hidden_size: int) -> None:
-    """PyTorch's initialisation of recurrent layers: every parameter ~ U(−1/√H, 1/√H)."""
+def add_recurrent_parameters(
+    module: nn.Module, input_size: int, hidden_size: int, gates: int = 1, bias: bool = True, suffix: str = ""
+) -> None:
+    """Register torch.nn's recurrent parameters on ``module`` and initialise them as torch does.
+
+    ``weight_ih{suffix}`` (G·H, D), ``weight_hh{suffix}`` (G·H, H), ``bias_ih{suffix}`` and
+    ``bias_hh{suffix}`` (G·H,) (``None`` without bias), with G = 1 (RNN), 3 (GRU) or 4 (LSTM)
+    stacked gates; every entry ~ U(−1/√H, 1/√H).
+    """
+    rows = gates * hidden_size
+    module.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(rows, input_size)))
+    module.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(rows, hidden_size)))
+    for name in ("bias_ih", "bias_hh"):
+        module.register_parameter(f"{name}{suffix}", nn.Parameter(torch.empty(rows)) if bias else None)
     bound = 1.0 / math.sqrt(hidden_size)
     for parameter in module.parameters():
         nn.init.uniform_(parameter, -bound, bound)
@@ -133,11 +145,7 @@ class RNNCell(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.nonlinearity = nonlinearity
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(hidden_size)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(hidden_size)) if bias else None
-        init_uniform_(self, hidden_size)
+        add_recurrent_parameters(self, input_size, hidden_size, bias=bias)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         """h_t (B, H) from e_t (B, D) and h_{t-1} (B, H); a missing h_{t-1} is zeros."""
@@ -173,11 +181,7 @@ class RNN(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.nonlinearity = nonlinearity
-        self.weight_ih_l0 = nn.Parameter(torch.empty(hidden_size, input_size))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        self.bias_ih_l0 = nn.Parameter(torch.empty(hidden_size)) if bias else None
-        self.bias_hh_l0 = nn.Parameter(torch.empty(hidden_size)) if bias else None
-        init_uniform_(self, hidden_size)
+        add_recurrent_parameters(self, input_size, hidden_size, bias=bias, suffix="_l0")
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the recurrence over ``x``.
