@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from course_lib.models.rnn import add_recurrent_parameters
+from course_lib.models.shapes import check_input, check_shape
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """The state (h, c) of an LSTM: the hidden state and the cell state."""
@@ -69,27 +70,13 @@ CELL_TYPES = ("lstm", "gru")
 IMPLEMENTATIONS = ("scratch", "cudnn")
 
 
-def _check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...], meaning: str) -> None:
-    if tuple(tensor.shape) != shape:
-        raise ValueError(f"{name} must have shape {meaning} = {shape}, got {tuple(tensor.shape)}")
-
-
-def _check_input(x: torch.Tensor, input_size: int, time_major: bool) -> None:
-    if time_major and x.dim() != 3:
-        raise ValueError(f"expected a time-major input of shape (T, B, D), got {tuple(x.shape)}")
-    if not time_major and x.dim() != 2:
-        raise ValueError(f"expected an input of shape (B, D), got {tuple(x.shape)}")
-    if x.shape[-1] != input_size:
-        raise ValueError(f"expected inputs of size D = {input_size}, got {x.shape[-1]}")
-
-
 def _unpack_lstm_state(state: LSTMState, shape: tuple[int, ...], meaning: str) -> LSTMState:
     """Check that ``state`` is a pair (h, c) of tensors of the given shape, and return it."""
     if not isinstance(state, (tuple, list)) or len(state) != 2:
         raise ValueError(f"an LSTM state must be a pair (h, c), got {type(state).__name__}")
     h, c = state
-    _check_shape("h", h, shape, meaning)
-    _check_shape("c", c, shape, meaning)
+    check_shape("h", h, shape, meaning)
+    check_shape("c", c, shape, meaning)
     return h, c
 
 
@@ -200,7 +187,7 @@ class LSTMCell(nn.Module):
 
         A missing state is zeros.
         """
-        _check_input(x, self.input_size, time_major=False)
+        check_input(x, self.input_size, time_major=False)
         shape = (x.shape[0], self.hidden_size)
         if state is None:
             zeros = x.new_zeros(shape)
@@ -244,7 +231,7 @@ class LSTM(nn.Module):
             ``(output, (h_n, c_n))``: every hidden state h_1 … h_T, shape (T, B, H), and the
             final states h_T and c_T, shape (1, B, H) each.
         """
-        _check_input(x, self.input_size, time_major=True)
+        check_input(x, self.input_size, time_major=True)
         shape = (1, x.shape[1], self.hidden_size)
         if state is None:
             zeros = x.new_zeros(shape)
@@ -289,11 +276,11 @@ class GRUCell(nn.Module):
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         """h_t (B, H) from x_t (B, D) and h_{t−1} (B, H); a missing h_{t−1} is zeros."""
-        _check_input(x, self.input_size, time_major=False)
+        check_input(x, self.input_size, time_major=False)
         shape = (x.shape[0], self.hidden_size)
         if h_prev is None:
             h_prev = x.new_zeros(shape)
-        _check_shape("h_prev", h_prev, shape, "(B, H)")
+        check_shape("h_prev", h_prev, shape, "(B, H)")
         return gru_step(x, h_prev, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
 
     def extra_repr(self) -> str:
@@ -331,11 +318,11 @@ class GRU(nn.Module):
             ``(output, h_n)``: every hidden state h_1 … h_T, shape (T, B, H), and the final
             state h_T, shape (1, B, H).
         """
-        _check_input(x, self.input_size, time_major=True)
+        check_input(x, self.input_size, time_major=True)
         shape = (1, x.shape[1], self.hidden_size)
         if h0 is None:
             h0 = x.new_zeros(shape)
-        _check_shape("h0", h0, shape, "(1, B, H)")
+        check_shape("h0", h0, shape, "(1, B, H)")
         weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
         h = h0[0]
         states = []

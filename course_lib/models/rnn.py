@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from course_lib.metrics import cross_entropy
+from course_lib.models.shapes import check_input, check_shape
 
 NONLINEARITIES = ("tanh", "relu")
 CELLS = ("scratch", "cudnn")
@@ -149,8 +150,11 @@ class RNNCell(nn.Module):
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
         """h_t (B, H) from e_t (B, D) and h_{t-1} (B, H); a missing h_{t-1} is zeros."""
+        check_input(x, self.input_size, time_major=False)
+        shape = (x.shape[0], self.hidden_size)
         if h_prev is None:
-            h_prev = x.new_zeros(x.shape[0], self.hidden_size)
+            h_prev = x.new_zeros(shape)
+        check_shape("h_prev", h_prev, shape, "(B, H)")
         return rnn_step(
             x, h_prev, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity
         )
@@ -194,14 +198,11 @@ class RNN(nn.Module):
             ``(output, h_n)``: every hidden state h_1 … h_T, shape (T, B, H), and the final
             state h_T, shape (1, B, H).
         """
-        if x.dim() != 3:
-            raise ValueError(f"RNN expects a time-major input of shape (T, B, D), got {tuple(x.shape)}")
+        check_input(x, self.input_size, time_major=True)
+        shape = (1, x.shape[1], self.hidden_size)
         if h0 is None:
-            h0 = x.new_zeros(1, x.shape[1], self.hidden_size)
-        elif h0.shape != (1, x.shape[1], self.hidden_size):
-            raise ValueError(
-                f"h0 must have shape (1, B, H) = {(1, x.shape[1], self.hidden_size)}, got {tuple(h0.shape)}"
-            )
+            h0 = x.new_zeros(shape)
+        check_shape("h0", h0, shape, "(1, B, H)")
         weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
         output = rnn_sequence(x, h0[0], *weights, self.nonlinearity)
         return output, output[-1:]
