@@ -15,6 +15,8 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from course_lib.data.padding import length_mask
+
 
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int | None = None
@@ -58,3 +60,47 @@ def perplexity(nll: float | torch.Tensor) -> float:
 def bits_per_character(nll: float | torch.Tensor) -> float:
     """Convert a mean negative log-likelihood per character from nats to bits."""
     return float(nll) / math.log(2)
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy over the real positions of a padded batch, in nats.
+
+        J = Σ_{t,b} m_{t,b} · (−log softmax(z_{t,b})[y_{t,b}]) / Σ_{t,b} m_{t,b},
+
+    with m_{t,b} = 1 at real positions and 0 at padding. Targets at padded positions may hold
+    any id (they are never looked at). This is :func:`cross_entropy` with ``ignore_index`` when
+    the padding is marked by a padding id, but it needs no special id.
+
+    Args:
+        logits: z, shape (T, B, C).
+        targets: y, class ids, shape (T, B).
+        lengths: n_b, shape (B,), marking m_{t,b} = [t < n_b]; give this or ``mask``.
+        mask: m, a BoolTensor of shape (T, B).
+
+    Returns:
+        J, a scalar tensor.
+    """
+    if logits.dim() != 3 or logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"need logits of shape (T, B, C) and targets of shape (T, B), "
+            f"got {tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
+    if (lengths is None) == (mask is None):
+        raise ValueError("give exactly one of lengths and mask")
+    if mask is None:
+        lengths = torch.as_tensor(lengths, device=logits.device)
+        if lengths.shape != targets.shape[1:]:
+            raise ValueError(f"need one length per sequence ({targets.shape[1]}), got {tuple(lengths.shape)}")
+        mask = length_mask(lengths, targets.shape[0])
+    if mask.shape != targets.shape or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a BoolTensor of shape {tuple(targets.shape)}, got {mask.dtype} {tuple(mask.shape)}"
+        )
+    if not mask.any():
+        raise ValueError("the mask has no real position: the mean is undefined")
+    return F.cross_entropy(logits[mask], targets[mask])

@@ -476,3 +476,36 @@ def agreement_examples(
             f"and attractors {attractors} in {max_draws} samples"
         )
     return examples
+
+
+GRAMMATICAL = 1
+UNGRAMMATICAL = 0
+
+
+def grammaticality_examples(
+    n: int, seed: int = 0, grammar: Grammar | None = None
+) -> list[tuple[list[str], int]]:
+    """Sentences labelled :data:`GRAMMATICAL` (1) or :data:`UNGRAMMATICAL` (0), for a many-to-one classifier.
+
+    ``n`` sentences are sampled from the grammar; a random half of them (``n // 2``) get an
+    agreement error: the main verb is switched to the other number (``the keys to the cabinet
+    are`` → ``… is``), so the two classes differ only in whether the verb agrees with a subject
+    that may lie many words back. The other ``n − n // 2`` stay as sampled. Same ``seed``,
+    same examples.
+
+    Returns:
+        a list of ``(tokens, label)`` pairs, in the order sampled.
+    """
+    if n < 0:
+        raise ValueError(f"n must be at least 0, got {n}")
+    grammar = grammar or default_grammar()
+    rng = random.Random(seed)
+    sentences = [_sample(grammar, rng) for _ in range(n)]
+    corrupted = set(rng.sample(range(n), n // 2))
+    examples = []
+    for i, sentence in enumerate(sentences):
+        tokens = list(sentence.tokens)
+        if i in corrupted:
+            tokens[sentence.verb_index] = grammar.other_number[tokens[sentence.verb_index]]
+        examples.append((tokens, UNGRAMMATICAL if i in corrupted else GRAMMATICAL))
+    return examples
