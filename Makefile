@@ -1,13 +1,19 @@
 # Two commands do all set-up on a fresh machine:
 #   make book   build the website into _build/html
 #   make test   run the test suite
-# Both create the virtual environment .venv and install the pinned requirements first.
+# Both create the virtual environment .venv and install the pinned requirements first;
+# `make test` also installs Debian's chromium (with apt) for the browser tests.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint exercises clean
+.PHONY: book test lint exercises clean chromium
+
+# The browser tests (tests/test_browser.py) drive Debian's chromium through Playwright; they
+# do not use Playwright's own browser download. apt needs root: sudo is used when not root.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +30,13 @@ $(VENV)/.test-installed: requirements-test.txt $(VENV)/.book-installed
 book: $(VENV)/.book-installed
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: $(VENV)/.test-installed
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+chromium: $(CHROMIUM)
+
+test: $(VENV)/.test-installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
