@@ -58,11 +58,15 @@ def make_encoder(
     cell: str = "lstm",
     implementation: str = "scratch",
 ) -> nn.Module:
-    """A (bidirectional, stacked) recurrent layer: :class:`StackedRNN` or its torch.nn twin."""
+    """A (bidirectional, stacked) recurrent layer: :class:`StackedRNN` or its torch.nn twin.
+
+    ``dropout`` acts between recurrent layers, so a one-layer encoder has none.
+    """
     check_cell(cell)
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
-    options = {"num_layers": num_layers, "bidirectional": bidirectional, "dropout": dropout}
+    between_layers = dropout if num_layers > 1 else 0.0
+    options = {"num_layers": num_layers, "bidirectional": bidirectional, "dropout": between_layers}
     if implementation == "scratch":
         return StackedRNN(input_size, hidden_size, cell=cell, **options)
     return TORCH_LAYERS[cell](input_size, hidden_size, **options)
