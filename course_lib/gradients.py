@@ -225,3 +225,74 @@ def train_truncated_bptt(
         )
         losses.append(loss)
     return losses, state
+
+
+def recurrent_jacobian_norms(layer: torch.nn.Module, inputs: torch.Tensor, state: State = None) -> np.ndarray:
+    """Spectral norms ``‖∂s_T/∂s_k‖₂`` for ``T − k = 0 … T`` along one run of a torch recurrent layer.
+
+    ``s_t`` is everything the layer carries from step ``t`` to step ``t + 1``: ``h_t`` for an RNN
+    or a GRU, ``[h_t; c_t]`` (length 2H) for an LSTM. The layer may be any module with
+    torch.nn's time-major interface, ``layer(x (T, B, D), state) -> (output, state)`` with the
+    state a tensor (1, B, H) or a tuple of them: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` or the
+    course's ``RNN`` / ``LSTM`` / ``GRU``. It is run one step at a time so that every ``s_k``
+    is a node of the autograd graph, and
+
+        ∂s_T/∂s_k = Π_{m=T..k+1} ∂s_m/∂s_{m−1}
+
+    is obtained for every k from one backward pass: the sequence is copied S times
+    (S = the size of ``s_t``), copy b back-propagates the b-th entry of its ``s_T``, and the
+    gradient that reaches its ``s_k`` is row b of the Jacobian. For a vanilla RNN this is the
+    product of ``diag(f'(a_m)) W_h`` that Chapter 4 measures with :func:`jacobian_norms`; for an
+    LSTM the cell path contributes ``diag(f_m)`` to every factor.
+
+    Args:
+        layer: the recurrent layer (its parameters are not changed, and no ``.grad`` is written).
+        inputs: one input sequence x_1 … x_T, shape (T, D) or (T, 1, D).
+        state: the initial state s_0 of this one sequence, in the layer's form ((1, 1, H), or a
+            pair of them for an LSTM); zeros when ``None``.
+
+    Returns:
+        an array of shape (T + 1,): entry ``n`` is ``‖∂s_T/∂s_{T−n}‖₂`` (entry 0 is ``‖I‖₂ = 1``).
+    """
+    if inputs.dim() == 2:
+        inputs = inputs.unsqueeze(1)
+    if inputs.dim() != 3 or inputs.shape[1] != 1 or inputs.shape[0] < 1:
+        raise ValueError(
+            f"inputs must be one sequence of shape (T, D) or (T, 1, D), got {tuple(inputs.shape)}"
+        )
+    if state is None:
+        with torch.no_grad():
+            _, probe = layer(inputs[:1])
+        is_tuple = isinstance(probe, (tuple, list))
+        parts = [torch.zeros_like(part[:, :1]) for part in (probe if is_tuple else [probe])]
+    else:
+        is_tuple = isinstance(state, (tuple, list))
+        parts = list(state) if is_tuple else [state]
+    if any(part.dim() != 3 or part.shape[:2] != (1, 1) for part in parts):
+        raise ValueError("state must be the state of one sequence: tensors of shape (1, 1, H)")
+    sizes = [part.shape[-1] for part in parts]
+    copies = sum(sizes)  # S: one copy of the sequence per entry of s_T
+    with torch.enable_grad():
+        current = [
+            part.detach().expand(1, copies, size).clone().requires_grad_()
+            for part, size in zip(parts, sizes, strict=True)
+        ]
+        states = [current]  # states[k] holds the parts of s_k, each (1, S, H_i)
+        x = inputs.expand(-1, copies, -1).contiguous()
+        for t in range(inputs.shape[0]):
+            _, new = layer(x[t : t + 1], tuple(current) if is_tuple else current[0])
+            current = list(new) if is_tuple else [new]
+            states.append(current)
+        final = torch.cat([part[0] for part in states[-1]], dim=1)  # (S, S): row b is copy b's s_T
+        objective = final.diagonal().sum()
+        flat = [part for step in states for part in step]
+        grads = torch.autograd.grad(objective, flat, allow_unused=True)
+    norms = []
+    for k in range(len(states)):
+        rows = [
+            torch.zeros(copies, size, dtype=final.dtype) if g is None else g[0].detach().cpu()
+            for g, size in zip(grads[k * len(parts) : (k + 1) * len(parts)], sizes, strict=True)
+        ]
+        jacobian = torch.cat(rows, dim=1).double()  # ∂s_T/∂s_k, shape (S, S)
+        norms.append(float(torch.linalg.matrix_norm(jacobian, ord=2)))
+    return np.array(norms[::-1])
