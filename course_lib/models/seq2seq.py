@@ -1,8 +1,9 @@
 """An encoder–decoder (sequence-to-sequence) model with attention and input feeding.
 
-**Encoder.** The source x_1 … x_N is embedded and read by a one-layer bidirectional LSTM:
+**Encoder.** The source x_1 … x_N is embedded and read by a one-layer bidirectional LSTM
+with H_e units per direction (H_e = H unless ``encoder_size`` says otherwise):
 
-    h_i = [h→_i; h←_i],  shape (S, B, 2H)  (S = the longest N of the batch; zero at padding).
+    h_i = [h→_i; h←_i],  shape (S, B, 2H_e)  (S = the longest N of the batch; zero at padding).
 
 **Decoder.** An LSTM cell with state s_t (and cell c_t), both (B, H), started from the
 encoder's summary of the whole source, its final states [h→_N; h←_1]:
@@ -47,7 +48,7 @@ class Memory:
     """What the decoder needs from the encoder, computed once per batch.
 
     Attributes:
-        states: the encoder states h_1 … h_S, shape (S, B, 2H), zero at padded positions.
+        states: the encoder states h_1 … h_S, shape (S, B, 2H_e), zero at padded positions.
         mask: True at the real source positions, shape (S, B).
         initial: the decoder's initial state (s_0, c_0, o_0), shape (B, H) each.
         keys: the attention keys ``Attention.precompute(states)`` (``None`` without attention).
@@ -66,19 +67,21 @@ class Seq2Seq(nn.Module):
         src_vocab_size: V_src.
         tgt_vocab_size: V.
         embedding_size: E, for source and target embeddings.
-        hidden_size: H: the size of each encoder direction and of the decoder state.
+        hidden_size: H, the size of the decoder state.
         attention: one of ``SCORE_FUNCTIONS`` (scores of s_t against h_i), or ``None`` for the
             model without attention.
+        encoder_size: H_e, the size of each encoder direction (``None``: H, or H/2 with dot
+            scores, which need h_i = [h→_i; h←_i] of the size of s_t: 2H_e = H).
         attention_size: K or A of the reduced-rank or additive score (``None``: H).
         dropout: dropout on o_t before the output layer.
         implementation: the encoder, ``"cudnn"`` (torch.nn.LSTM on packed sequences) or
             ``"scratch"`` (:class:`~course_lib.models.stacked.StackedRNN`).
 
     Submodules: ``src_embedding`` (V_src × E), ``encoder``, ``init_hidden`` (W_s, b_s) and
-    ``init_cell`` (W_c, b_c) (H × 2H), ``tgt_embedding`` (V × E), ``decoder_cell``
+    ``init_cell`` (W_c, b_c) (H × 2H_e), ``tgt_embedding`` (V × E), ``decoder_cell``
     (``nn.LSTMCell`` of input size E + H), ``attention`` (:class:`Attention` with query size
-    H and key size 2H, or ``None``), ``combine`` (W_u, H × 3H with attention, H × H without;
-    no bias), ``dropout``, ``output`` (W_out, b_out: V × H).
+    H and key size 2H_e, or ``None``), ``combine`` (W_u, H × (2H_e + H) with attention,
+    H × H without; no bias), ``dropout``, ``output`` (W_out, b_out: V × H).
     """
 
     def __init__(
@@ -91,23 +94,30 @@ class Seq2Seq(nn.Module):
         attention_size: int | None = None,
         dropout: float = 0.0,
         implementation: str = "cudnn",
+        encoder_size: int | None = None,
     ):
         super().__init__()
         if attention is not None and attention not in SCORE_FUNCTIONS:
             raise ValueError(f"attention must be None or one of {SCORE_FUNCTIONS}, got {attention!r}")
-        if attention == "dot":
-            raise ValueError("dot scores need s_t and h_i of one size, but s_t has H and h_i 2H entries")
+        if encoder_size is None:
+            encoder_size = hidden_size // 2 if attention == "dot" else hidden_size
+        if attention == "dot" and 2 * encoder_size != hidden_size:
+            raise ValueError(
+                f"dot scores need h_i (2 × encoder_size = {2 * encoder_size}) and s_t (hidden_size = "
+                f"{hidden_size}) of one size: use an even hidden_size and encoder_size = hidden_size / 2"
+            )
         self.hidden_size = hidden_size
+        key_size = 2 * encoder_size
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_size)
-        self.encoder = make_encoder(embedding_size, hidden_size, cell="lstm", implementation=implementation)
-        self.init_hidden = nn.Linear(2 * hidden_size, hidden_size)
-        self.init_cell = nn.Linear(2 * hidden_size, hidden_size)
+        self.encoder = make_encoder(embedding_size, encoder_size, cell="lstm", implementation=implementation)
+        self.init_hidden = nn.Linear(key_size, hidden_size)
+        self.init_cell = nn.Linear(key_size, hidden_size)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embedding_size)
         self.decoder_cell = nn.LSTMCell(embedding_size + hidden_size, hidden_size)
         self.attention = (
-            None if attention is None else Attention(attention, hidden_size, 2 * hidden_size, attention_size)
+            None if attention is None else Attention(attention, hidden_size, key_size, attention_size)
         )
-        combined_size = hidden_size if attention is None else 3 * hidden_size
+        combined_size = hidden_size if attention is None else key_size + hidden_size
         self.combine = nn.Linear(combined_size, hidden_size, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_size, tgt_vocab_size)
