@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint exercises clean chromium
+.PHONY: book test lint exercises clean chromium grade benchmarks
 
 # The browser tests (tests/test_browser.py) drive Debian's chromium through Playwright; they
 # do not use Playwright's own browser download. apt needs root: sudo is used when not root.
@@ -44,6 +44,20 @@ exercises: $(VENV)/.book-installed
 	cd solutions && for dir in */; do \
 		(cd .. && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment "$${dir%/}" --force) || exit 1; \
 	done
+
+# Grade a class from an LMS download (a zip file or a folder of notebooks):
+#   make grade ASSIGNMENT=a1_ngrams DOWNLOAD=~/Downloads/a1_ngrams.zip
+# collects the notebooks, autogrades them in parallel and writes feedback and reports/.
+grade: $(VENV)/.book-installed
+	@test -n "$(ASSIGNMENT)" -a -n "$(DOWNLOAD)" || { echo "usage: make grade ASSIGNMENT=a1_ngrams DOWNLOAD=file.zip"; exit 2; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m course_lib.grading collect "$(DOWNLOAD)" --assignment "$(ASSIGNMENT)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m course_lib.grading autograde "$(ASSIGNMENT)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m course_lib.grading report "$(ASSIGNMENT)"
+
+# The benchmark suite, quick CPU profile (PROFILE=full on a GPU); results in benchmarks/results/.
+PROFILE ?= quick
+benchmarks: $(VENV)/.test-installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks --profile $(PROFILE)
 
 clean:
 	rm -rf _build

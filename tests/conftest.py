@@ -38,8 +38,10 @@ def toc_pages() -> list[str]:
 
 
 def chapter_pages() -> list[str]:
-    """The pages of ``_toc.yml`` that are notebooks: the chapters, each with an assignment."""
-    return [page for page in toc_pages() if (REPO / f"{page}.ipynb").exists()]
+    """The pages of the part "Chapters" of ``_toc.yml``: notebooks, each with an assignment."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
+    (part,) = [part for part in toc["parts"] if part["caption"] == "Chapters"]
+    return [chapter["file"] for chapter in part["chapters"]]
 
 
 def build_book() -> subprocess.CompletedProcess:
