@@ -2,17 +2,20 @@
 #   make book   build the website into _build/html
 #   make test   run the test suite
 # Both create the virtual environment .venv and install the pinned requirements first;
-# `make test` also installs Debian's chromium (with apt) for the browser tests.
+# `make test` also installs, with apt, the Debian packages the tests use: chromium (browser
+# tests), bubblewrap (the grading sandbox) and postgresql (a gradebook on a PostgreSQL server).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint exercises clean chromium grade benchmarks
+.PHONY: book test lint exercises clean system-packages grade benchmarks
 
-# The browser tests (tests/test_browser.py) drive Debian's chromium through Playwright; they
-# do not use Playwright's own browser download. apt needs root: sudo is used when not root.
-CHROMIUM := /usr/bin/chromium
+# Debian packages for the tests: the browser tests (tests/test_browser.py) drive chromium
+# through Playwright (not Playwright's own browser download); the grader runs each student's
+# kernel in bubblewrap (course_lib/grading/sandbox.py); a gradebook test runs a PostgreSQL
+# server. Only the missing ones are installed; apt needs root: sudo is used when not root.
+SYSTEM_PACKAGES := chromium bubblewrap postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
@@ -30,13 +33,16 @@ $(VENV)/.test-installed: requirements-test.txt $(VENV)/.book-installed
 book: $(VENV)/.book-installed
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-$(CHROMIUM):
-	$(SUDO) apt-get update
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+system-packages:
+	@missing=$$(for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || echo $$package; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
 
-chromium: $(CHROMIUM)
-
-test: $(VENV)/.test-installed chromium
+test: $(VENV)/.test-installed system-packages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

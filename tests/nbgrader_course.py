@@ -58,9 +58,12 @@ class Course:
     assignment: str
 
     @classmethod
-    def create(cls, root: Path, assignment: str) -> Course:
+    def create(cls, root: Path, assignment: str, extra_config: str = "") -> Course:
+        """The course with ``assignment`` generated; ``extra_config`` is added to its nbgrader_config.py."""
         root.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "nbgrader_config.py", root)
+        with open(root / "nbgrader_config.py", "a", encoding="utf-8") as config:
+            config.write(extra_config)
         shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
         course = cls(root, assignment)
         course.nbgrader("generate_assignment", assignment, "--force")

@@ -2,6 +2,7 @@
 
     python -m course_lib.grading collect DOWNLOAD [--assignment A] [--pattern REGEX] [--add-students]
     python -m course_lib.grading autograde A [--workers N] [--student ID …] [--force] [--quiet]
+                                             [--unsandboxed]
     python -m course_lib.grading report A [--no-feedback]
 
 Exit status: 0 on success, 1 when a hand-in could not be graded, 2 for a usage error or a
@@ -54,9 +55,18 @@ def run_collect(args: argparse.Namespace, course: CourseFolder) -> int:
 
 def run_autograde(args: argparse.Namespace, course: CourseFolder) -> int:
     run = autograde(course, args.assignment, students=args.student, workers=args.workers, force=args.force,
-                    quiet=args.quiet)
+                    quiet=args.quiet, sandboxed=not args.unsandboxed)
     print(f"autograde {run.assignment}: {len(run.graded)} graded, {len(run.skipped)} already graded "
           f"(skipped; --force grades again), {len(run.failed)} failed, in {run.seconds:.1f} s")
+    for student, notes in sorted(run.notes.items()):
+        print(f"{student}: " + "; ".join(notes))
+    if run.flags:
+        print(f"\npossible tampering in {len(run.flags)} hand-ins, to review "
+              "(the guard already failed any test it caught):")
+        for student, flags in sorted(run.flags.items()):
+            for flag in flags:
+                where = f"{flag['notebook']}, {flag['cell']} line {flag['line']}"
+                print(f"  {student}, {where}: {flag['reason']}")
     for student, message in sorted(run.failed.items()):
         print(f"\n{student}: {message}", file=sys.stderr)
     if run.failed:
@@ -98,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--student", action="append", help="grade only this student (repeat for several)")
     command.add_argument("--force", action="store_true", help="grade again hand-ins that are already graded")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.add_argument("--unsandboxed", action="store_true",
+                         help="run the kernels without the sandbox: only for notebooks you trust")
     command.set_defaults(run=run_autograde)
 
     command = commands.add_parser("report", help="feedback pages, grades CSV, per-part summary, histograms")

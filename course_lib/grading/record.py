@@ -41,6 +41,15 @@ class RecordAutograde(Autograde):
         help="The folder holding the worker's executed notebooks of this hand-in (empty if it failed)."
     ).tag(config=True)
 
+    def init_notebooks(self) -> None:
+        super().init_notebooks()
+        # The worker may have graded a notebook under its expected name that the hand-in lacks or
+        # misnamed (worker.repair_hand_in): the notebooks to record are the ones it executed.
+        executed = sorted(Path(self.executed_directory).glob("*.ipynb")) if self.executed_directory else []
+        if executed:
+            for folder in self.assignments:
+                self.assignments[folder] = [str(Path(folder) / path.name) for path in executed]
+
     def init_assignment(self, assignment_id: str, student_id: str) -> None:
         super().init_assignment(assignment_id, student_id)
         # Files the notebook wrote while it ran, as nbgrader leaves them in the autograded folder.
