@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import numpy
 import pytest
+import torch
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from traitlets.config import Config
@@ -40,6 +41,10 @@ TESTS = {
     "test_abs": "assert abs(double(-3.0) + 6.0) < 1e-12\n",
     "test_reference": "_a = np.array([0.5, -1.0])\n"
     'assert np.array_equal(double(_a), reference_numpy.activate(2 * _a, "linear"))\n',
+    "test_torch_allclose": "import torch\n"
+    "assert torch.allclose(torch.tensor(double(1.0)), torch.tensor(2.0))\n",
+    "test_assert_close": "import torch\n"
+    "torch.testing.assert_close(torch.tensor(double(1.0)), torch.tensor(2.0))\n",
 }
 
 
@@ -337,6 +342,8 @@ def test_guard_plan_describes_the_locked_cells() -> None:
         "test_allclose": {"role": "test", "binds": [], "loads": ["double", "np"]},
         "test_abs": {"role": "test", "binds": [], "loads": ["abs", "double"]},
         "test_reference": {"role": "test", "binds": ["_a"], "loads": ["double", "np", "reference_numpy"]},
+        "test_torch_allclose": {"role": "test", "binds": ["torch"], "loads": ["double"]},
+        "test_assert_close": {"role": "test", "binds": ["torch"], "loads": ["double"]},
     }
     assert len(plan["cells"]) == len(entries)
 
@@ -347,7 +354,7 @@ def test_guard_plan_describes_the_locked_cells() -> None:
 @pytest.fixture
 def pristine_modules():
     """After the test, the builtins and the modules the exploits patch are as they were before."""
-    namespaces = [vars(builtins), vars(numpy), vars(numpy_rnn)]
+    namespaces = [vars(builtins), vars(numpy), vars(numpy_rnn), vars(torch), vars(torch.testing)]
     saved = [dict(namespace) for namespace in namespaces]
     yield
     for namespace, original in zip(namespaces, saved, strict=True):
@@ -419,6 +426,13 @@ class Exploit:
 
 
 EXPLOITS = {
+    "patched torch.allclose": Exploit(
+        "import torch\ntorch.allclose = lambda *args, **kwargs: True\n" + WRONG, "test_torch_allclose"
+    ),
+    "patched torch.testing.assert_close": Exploit(
+        "import torch\ntorch.testing.assert_close = lambda *args, **kwargs: None\n" + WRONG,
+        "test_assert_close",
+    ),
     "patched np.allclose": Exploit(
         "import numpy\nnumpy.allclose = lambda *args, **kwargs: True\n" + WRONG, "test_allclose"
     ),
