@@ -27,8 +27,8 @@ A data set is any sequence of items with an ``image`` tensor (C, H, W) and a lis
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,6 +41,7 @@ from course_lib.data.padding import BucketBatchSampler, RandomBatchSampler, pad_
 from course_lib.device import get_device, seed_everything
 from course_lib.models.captioning import caption_loss, greedy_caption
 from course_lib.models.tagger import SequenceHistory, SequenceTrainConfig
+from course_lib.training import train_epoch
 from course_lib.vocab import BOS, EOS, PAD, Vocabulary
 
 REFERENCE_CHOICES = ("random", "all")
@@ -162,6 +163,14 @@ def _epoch_examples(
     return [i for i, _ in pairs], [ids for _, ids in pairs]
 
 
+def _batch_loss(model: nn.Module, images: torch.Tensor, image_ids: list[int], captions: list[list[int]],
+                vocab: Vocabulary, device: torch.device, batch: list[int]) -> torch.Tensor:
+    """The masked caption loss of a batch of (image id, caption) examples, by teacher forcing."""
+    rows = torch.tensor([image_ids[i] for i in batch], device=device)
+    data = collate_captions(images[rows], [captions[i] for i in batch], vocab).to(device)
+    return caption_loss(_logits(model(data.images, data.captions_in)), data.targets, data.lengths)
+
+
 def train_captioner(
     model: nn.Module,
     dataset: Sequence[CaptionedItem],
@@ -201,28 +210,16 @@ def train_captioner(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = SequenceHistory()
     for epoch in range(1, config.epochs + 1):
-        start, total, count = time.perf_counter(), 0.0, 0
         image_ids, captions = _epoch_examples(encoded, references, rng)
         epoch_seed = config.seed + epoch
         if config.bucketing:
             sampler = BucketBatchSampler([len(c) for c in captions], config.batch_size, seed=epoch_seed)
         else:
             sampler = RandomBatchSampler(len(captions), config.batch_size, seed=epoch_seed)
-        for batch in sampler:
-            rows = torch.tensor([image_ids[i] for i in batch], device=device)
-            data = collate_captions(images[rows], [captions[i] for i in batch], vocab).to(device)
-            logits = _logits(model(data.images, data.captions_in))
-            loss = caption_loss(logits, data.targets, data.lengths)
-            optimizer.zero_grad()
-            loss.backward()
-            if config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            total, count = total + loss.item(), count + 1
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        history.train_loss.append(total / count)
-        history.epoch_seconds.append(time.perf_counter() - start)
+        loss_of = functools.partial(_batch_loss, model, images, image_ids, captions, vocab, device)
+        loss, seconds = train_epoch(model, optimizer, sampler, loss_of, config.clip_norm, device)
+        history.train_loss.append(loss)
+        history.epoch_seconds.append(seconds)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)
     return history

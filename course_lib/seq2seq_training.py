@@ -26,7 +26,6 @@ and accuracy by source length (:func:`accuracy_by_length`).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +37,7 @@ from course_lib.decoding import beam_search, greedy_decode
 from course_lib.device import get_device, seed_everything
 from course_lib.metrics import masked_cross_entropy
 from course_lib.models.tagger import SequenceHistory, SequenceTrainConfig
+from course_lib.training import train_epoch
 from course_lib.vocab import BOS, EOS, PAD, SPECIAL_TOKENS, Vocabulary
 
 PAD_ID, BOS_ID, EOS_ID = (SPECIAL_TOKENS.index(token) for token in (PAD, BOS, EOS))
@@ -211,21 +211,14 @@ def train_seq2seq(
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     sampler = _sampler(train_pairs, config.batch_size, config.bucketing, config.seed)
+    def loss_of(indices: list[int]) -> torch.Tensor:
+        return seq2seq_loss(model, collate_pairs([train_pairs[i] for i in indices]).to(device))
+
     history = Seq2SeqHistory()
     for _ in range(config.epochs):
-        start, total, count = time.perf_counter(), 0.0, 0
-        for indices in sampler:
-            loss = seq2seq_loss(model, collate_pairs([train_pairs[i] for i in indices]).to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            if config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            total, count = total + loss.item(), count + 1
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        history.epoch_seconds.append(time.perf_counter() - start)
-        history.train_loss.append(total / count)
+        loss, seconds = train_epoch(model, optimizer, sampler, loss_of, config.clip_norm, device)
+        history.epoch_seconds.append(seconds)
+        history.train_loss.append(loss)
         if val_pairs:
             history.val_loss.append(evaluate_seq2seq_loss(model, val_pairs, device=device))
     return history

@@ -21,11 +21,11 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from course_lib.data.batching import batchify, bptt_batches, count_bptt_batches
 from course_lib.device import get_device, seed_everything
 
+Batch = TypeVar("Batch")  # whatever a training loop's sampler yields: indices, tensors, ...
 State = Any
 """A model's recurrent state: a tensor, a tuple of tensors (LSTM), or ``None``."""
 
@@ -92,6 +93,37 @@ class History:
     @property
     def val_perplexity(self) -> list[float]:
         return [math.exp(loss) for loss in self.val_loss]
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[Batch],
+    loss_of: Callable[[Batch], torch.Tensor],
+    clip_norm: float | None,
+    device: torch.device,
+) -> tuple[float, float]:
+    """One epoch of training by teacher forcing: an optimizer step on ``loss_of(batch)`` per batch.
+
+    Each step zeroes the gradients, back-propagates the loss, clips the gradient's global norm
+    to ``clip_norm`` (unless None) and steps. The sequence models of Chapters 6–8 (taggers,
+    classifiers, seq2seq, captioners) train with it; they differ only in ``loss_of``.
+
+    Returns:
+        the mean of the batches' losses and the epoch's seconds (after the GPU's queued work).
+    """
+    start, total, count = time.perf_counter(), 0.0, 0
+    for batch in batches:
+        loss = loss_of(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        if clip_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        total, count = total + loss.item(), count + 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return total / count, time.perf_counter() - start
 
 
 def detach_state(state: State) -> State:

@@ -24,7 +24,6 @@ names. :func:`train_sequence_model` trains either model on batches from a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +36,7 @@ from course_lib.data.padding import BucketBatchSampler, RandomBatchSampler, leng
 from course_lib.device import get_device, seed_everything
 from course_lib.metrics import masked_cross_entropy
 from course_lib.models.stacked import StackedRNN, check_cell, last_layer_state, run_packed
+from course_lib.training import train_epoch
 from course_lib.vocab import Vocabulary
 
 IMPLEMENTATIONS = ("scratch", "cudnn")
@@ -284,22 +284,15 @@ def train_sequence_model(
         sampler = BucketBatchSampler([len(ids) for ids, _ in examples], config.batch_size, seed=config.seed)
     else:
         sampler = RandomBatchSampler(len(examples), config.batch_size, seed=config.seed)
+    def loss_of(batch: list[int]) -> torch.Tensor:
+        tokens, lengths, targets = (t.to(device) for t in collate([examples[i] for i in batch], pad_id))
+        return _loss(model, tokens, lengths, targets)
+
     history = SequenceHistory()
     for _ in range(config.epochs):
-        start, total, count = time.perf_counter(), 0.0, 0
-        for batch in sampler:
-            tokens, lengths, targets = (t.to(device) for t in collate([examples[i] for i in batch], pad_id))
-            loss = _loss(model, tokens, lengths, targets)
-            optimizer.zero_grad()
-            loss.backward()
-            if config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            total, count = total + loss.item(), count + 1
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        history.train_loss.append(total / count)
-        history.epoch_seconds.append(time.perf_counter() - start)
+        loss, seconds = train_epoch(model, optimizer, sampler, loss_of, config.clip_norm, device)
+        history.train_loss.append(loss)
+        history.epoch_seconds.append(seconds)
     return history
 
 
