@@ -125,14 +125,11 @@ def _step(function: StepFunction, compile_step: bool, backend: str) -> StepFunct
     return CompiledOrEager(function, backend) if compile_step else function
 
 
-class FusedLSTM(nn.Module):
-    """A one-layer LSTM, its input projection done for all steps in one matrix product.
+class FusedRecurrent(nn.Module):
+    """What :class:`FusedLSTM` and :class:`FusedGRU` share: torch.nn's parameters and a point-wise step.
 
-        A = X W_ihᵀ + (b_ih + b_hh)            (T·B, 4H), before the loop
-        a_t = A_t + h_{t−1} W_hhᵀ             (B, 4H), one product per step
-        c_t = σ(f) ⊙ c_{t−1} + σ(i) ⊙ tanh(g),   h_t = σ(o) ⊙ tanh(c_t)
-
-    Same call, outputs and parameters as ``torch.nn.LSTM(input_size, hidden_size)``.
+    A subclass sets ``gates`` (4 for the LSTM, 3 for the GRU) and ``pointwise_function``,
+    the element-wise part of a step after the products.
 
     Args:
         input_size: D.
@@ -141,6 +138,9 @@ class FusedLSTM(nn.Module):
         compile_step: run the element-wise part of each step through ``torch.compile``.
         compile_backend: the backend for ``torch.compile``.
     """
+
+    gates: int
+    pointwise_function: StepFunction
 
     def __init__(
         self,
@@ -153,8 +153,27 @@ class FusedLSTM(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
-        add_recurrent_parameters(self, input_size, hidden_size, gates=4, bias=bias, suffix="_l0")
-        self.pointwise = _step(lstm_pointwise, compile_step, compile_backend)
+        add_recurrent_parameters(self, input_size, hidden_size, gates=self.gates, bias=bias, suffix="_l0")
+        self.pointwise = _step(self.pointwise_function, compile_step, compile_backend)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih_l0 is not None}"
+
+
+class FusedLSTM(FusedRecurrent):
+    """A one-layer LSTM, its input projection done for all steps in one matrix product.
+
+        A = X W_ihᵀ + (b_ih + b_hh)            (T·B, 4H), before the loop
+        a_t = A_t + h_{t−1} W_hhᵀ             (B, 4H), one product per step
+        c_t = σ(f) ⊙ c_{t−1} + σ(i) ⊙ tanh(g),   h_t = σ(o) ⊙ tanh(c_t)
+
+    Same call, outputs and parameters as ``torch.nn.LSTM(input_size, hidden_size)``.
+
+    The constructor's arguments are those of :class:`FusedRecurrent`.
+    """
+
+    gates = 4
+    pointwise_function = staticmethod(lstm_pointwise)
 
     def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Run the recurrence over ``x``.
@@ -187,11 +206,9 @@ class FusedLSTM(nn.Module):
             outputs.append(h)
         return torch.stack(outputs), (h.unsqueeze(0), c.unsqueeze(0))
 
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih_l0 is not None}"
 
 
-class FusedGRU(nn.Module):
+class FusedGRU(FusedRecurrent):
     """A one-layer GRU, its input projection done for all steps in one matrix product.
 
         A = X W_ihᵀ + b_ih                     (T·B, 3H), before the loop
@@ -200,27 +217,11 @@ class FusedGRU(nn.Module):
 
     Same call, outputs and parameters as ``torch.nn.GRU(input_size, hidden_size)``.
 
-    Args:
-        input_size: D.
-        hidden_size: H.
-        bias: whether to have the biases.
-        compile_step: run the element-wise part of each step through ``torch.compile``.
-        compile_backend: the backend for ``torch.compile``.
+    The constructor's arguments are those of :class:`FusedRecurrent`.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        compile_step: bool = False,
-        compile_backend: str = "inductor",
-    ):
-        super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        add_recurrent_parameters(self, input_size, hidden_size, gates=3, bias=bias, suffix="_l0")
-        self.pointwise = _step(gru_pointwise, compile_step, compile_backend)
+    gates = 3
+    pointwise_function = staticmethod(gru_pointwise)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the recurrence over ``x``.
@@ -252,6 +253,3 @@ class FusedGRU(nn.Module):
             outputs.append(h)
         output = torch.stack(outputs)
         return output, output[-1:]
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih_l0 is not None}"
