@@ -1,4 +1,5 @@
-"""Shared fixtures: the website is built once per test session and reused by every test of it."""
+"""Shared fixtures: the website is built once per test session and reused by every test of it;
+the tests of tiny models run PyTorch on one thread."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +61,18 @@ class BuiltSite:
     html: Path
     seconds: float  # how long the session's build took
     log: str
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """PyTorch on one thread for a module's tests: tiny models run fastest so, also on a shared CPU.
+
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

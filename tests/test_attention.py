@@ -21,18 +21,13 @@ from course_lib.models.attention import (
     reduced_rank_scores,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 S, B, D, H, K = 5, 3, 4, 6, 2
 LENGTHS = torch.tensor([5, 2, 3])
 # Measured largest errors (float64): 3.6e-15 against the loops, 4.4e-16 between the module's two paths.
 TOL = 1e-12
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def randn(*shape, seed: int = 0) -> torch.Tensor:

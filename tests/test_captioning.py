@@ -21,16 +21,10 @@ from course_lib.models.captioning import (
 )
 from course_lib.models.rnn import rnn_step
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TOLERANCE = 1e-12  # float64 throughout; the measured differences are below 1e-15
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: they run fastest on one thread, also when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _generator(seed: int) -> torch.Generator:

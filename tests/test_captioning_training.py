@@ -29,6 +29,8 @@ from course_lib.models.captioning import CNNEncoder, ShowAndTell, ShowAttendTell
 from course_lib.models.tagger import SequenceTrainConfig
 from course_lib.vocab import BOS, EOS, PAD
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class FixedCaptioner(nn.Module):
     """A stand-in captioner that writes the same words for every image (a step function that
@@ -48,14 +50,6 @@ class FixedCaptioner(nn.Module):
 
         return step, torch.zeros(images.shape[0], dtype=torch.long)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: they run fastest on one thread, also when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

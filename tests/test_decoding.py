@@ -15,17 +15,12 @@ import torch
 from course_lib.decoding import Hypothesis, beam_search, greedy_decode, select_rows
 from course_lib.models.seq2seq import Seq2Seq
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BOS, EOS = 0, 1
 SYMBOLS = (2, 3, 4)
 V = 5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class MarkovChain:

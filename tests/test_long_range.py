@@ -37,14 +37,8 @@ from course_lib.models.long_range import (
 from course_lib.models.lstm import GRU, LSTM
 from course_lib.models.rnn import RNN
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks train fastest on one CPU thread (and do not slow down on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------- the adding problem

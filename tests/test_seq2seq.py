@@ -22,6 +22,8 @@ from course_lib.models.attention import (
 from course_lib.models.lstm import lstm_step
 from course_lib.models.seq2seq import Memory, Seq2Seq
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAD, BOS, EOS = 0, 2, 3
 V_SRC, V_TGT, E, H = 11, 9, 6, 8
 LENGTHS = torch.tensor([5, 2, 4])
@@ -30,13 +32,6 @@ ATTENTIONS = [None, *SCORE_FUNCTIONS]
 # padding and batch composition (float32), 3.0e-8 between the two encoders (float32).
 TOL64, TOL32 = 1e-12, 1e-6
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def batch(seed: int = 0, lengths: torch.Tensor = LENGTHS, target_length: int = 4):

@@ -33,20 +33,14 @@ from course_lib.seq2seq_training import (
 )
 from course_lib.vocab import SPECIAL_TOKENS
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def reversal_pairs(n: int, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     words = ["".join(rng.choices("abcdef", k=rng.randint(2, 7))) for _ in range(n)]
     return [(word, word[::-1]) for word in words]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: they run fastest on one thread, also when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

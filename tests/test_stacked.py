@@ -20,6 +20,8 @@ from course_lib.models.stacked import (
     run_packed,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 T, B, D, H = 6, 4, 3, 5
 LENGTHS = torch.tensor([4, 6, 1, 3])
 TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -27,14 +29,6 @@ TORCH_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # errors are at most 1.1e-15 (float64) and 6.1e-7 (float32), gradients included.
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: they run fastest on one thread, also when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def max_error(a: torch.Tensor, b: torch.Tensor) -> float:

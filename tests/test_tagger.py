@@ -30,17 +30,11 @@ from course_lib.models.tagger import (
 )
 from course_lib.vocab import Vocabulary
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 AMBIGUOUS = ("light", "square", "novel")
 NUM_TAGS = 10
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: they run fastest on one thread, also when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
