@@ -37,11 +37,10 @@ import torch
 from torch import nn
 
 from course_lib.bleu import corpus_bleu, exact_match
-from course_lib.data.padding import BucketBatchSampler, RandomBatchSampler, pad_sequences
-from course_lib.device import get_device, seed_everything
+from course_lib.data.padding import batch_sampler, pad_sequences
 from course_lib.models.captioning import caption_loss, greedy_caption
 from course_lib.models.tagger import SequenceHistory, SequenceTrainConfig
-from course_lib.training import train_epoch
+from course_lib.training import start_training, train_epoch
 from course_lib.vocab import BOS, EOS, PAD, Vocabulary
 
 REFERENCE_CHOICES = ("random", "all")
@@ -201,21 +200,15 @@ def train_captioner(
     if references not in REFERENCE_CHOICES:
         raise ValueError(f"references must be one of {REFERENCE_CHOICES}, got {references!r}")
     vocab = vocab or dataset_vocabulary(dataset)
-    device = torch.device(device) if device is not None else get_device()
-    seed_everything(config.seed)
+    device, optimizer = start_training(model, config.lr, config.seed, device)
     rng = random.Random(config.seed)
     images = _stack_images(dataset).to(device)
     encoded = [[encode_caption(ref, vocab) for ref in item.references] for item in dataset]
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     history = SequenceHistory()
     for epoch in range(1, config.epochs + 1):
         image_ids, captions = _epoch_examples(encoded, references, rng)
-        epoch_seed = config.seed + epoch
-        if config.bucketing:
-            sampler = BucketBatchSampler([len(c) for c in captions], config.batch_size, seed=epoch_seed)
-        else:
-            sampler = RandomBatchSampler(len(captions), config.batch_size, seed=epoch_seed)
+        lengths = [len(caption) for caption in captions]
+        sampler = batch_sampler(lengths, config.batch_size, config.bucketing, seed=config.seed + epoch)
         loss_of = functools.partial(_batch_loss, model, images, image_ids, captions, vocab, device)
         loss, seconds = train_epoch(model, optimizer, sampler, loss_of, config.clip_norm, device)
         history.train_loss.append(loss)

@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from course_lib.data.padding import BucketBatchSampler, RandomBatchSampler, length_mask, pad_sequences
+from course_lib.data.padding import batch_sampler, length_mask, pad_sequences
 from course_lib.decoding import beam_search, greedy_decode
-from course_lib.device import get_device, seed_everything
 from course_lib.metrics import masked_cross_entropy
 from course_lib.models.tagger import SequenceHistory, SequenceTrainConfig
-from course_lib.training import train_epoch
+from course_lib.training import start_training, train_epoch
 from course_lib.vocab import BOS, EOS, PAD, SPECIAL_TOKENS, Vocabulary
 
 PAD_ID, BOS_ID, EOS_ID = (SPECIAL_TOKENS.index(token) for token in (PAD, BOS, EOS))
@@ -123,13 +122,8 @@ class Seq2SeqHistory(SequenceHistory):
     val_loss: list[float] = field(default_factory=list)
 
 
-def _sampler(
-    examples: Sequence[EncodedPair], batch_size: int, bucketing: bool, seed: int, shuffle: bool = True
-) -> BucketBatchSampler | RandomBatchSampler:
-    if bucketing:
-        lengths = [len(src) for src, _ in examples]
-        return BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
-    return RandomBatchSampler(len(examples), batch_size, shuffle=shuffle, seed=seed)
+def _source_lengths(examples: Sequence[EncodedPair]) -> list[int]:
+    return [len(src) for src, _ in examples]
 
 
 @torch.no_grad()
@@ -146,7 +140,7 @@ def evaluate_seq2seq_loss(
     model.eval()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     total, count = 0.0, 0
-    for indices in _sampler(examples, batch_size, bucketing=True, seed=0, shuffle=False):
+    for indices in batch_sampler(_source_lengths(examples), batch_size, bucketing=True, shuffle=False):
         batch = collate_pairs([examples[i] for i in indices]).to(device)
         tokens = int(batch.tgt_lengths.sum())
         total += seq2seq_loss(model, batch).item() * tokens
@@ -206,11 +200,9 @@ def train_seq2seq(
     config = config or SequenceTrainConfig()
     if not train_pairs:
         raise ValueError("no training pairs")
-    device = torch.device(device) if device is not None else get_device()
-    seed_everything(config.seed)
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sampler = _sampler(train_pairs, config.batch_size, config.bucketing, config.seed)
+    device, optimizer = start_training(model, config.lr, config.seed, device)
+    sampler = batch_sampler(_source_lengths(train_pairs), config.batch_size, config.bucketing, config.seed)
+
     def loss_of(indices: list[int]) -> torch.Tensor:
         return seq2seq_loss(model, collate_pairs([train_pairs[i] for i in indices]).to(device))
 

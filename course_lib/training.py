@@ -95,6 +95,19 @@ class History:
         return [math.exp(loss) for loss in self.val_loss]
 
 
+def start_training(
+    model: nn.Module, lr: float, seed: int, device: torch.device | str | None = None
+) -> tuple[torch.device, torch.optim.Optimizer]:
+    """Seed every generator, move ``model`` to ``device`` in training mode, and give it an Adam optimizer.
+
+    Returns the device (``get_device()`` when ``device`` is None) and the optimizer.
+    """
+    device = torch.device(device) if device is not None else get_device()
+    seed_everything(seed)
+    model.to(device).train()
+    return device, torch.optim.Adam(model.parameters(), lr=lr)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,

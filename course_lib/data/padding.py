@@ -202,3 +202,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         if self.drop_last:
             return sum(size // self.batch_size for size in pools)
         return sum(-(-size // self.batch_size) for size in pools)
+
+
+def batch_sampler(
+    lengths: Sequence[int], batch_size: int, bucketing: bool, seed: int = 0, shuffle: bool = True
+) -> BucketBatchSampler | RandomBatchSampler:
+    """Batches of indices of examples with these ``lengths``: of similar lengths (``bucketing``) or random."""
+    if bucketing:
+        return BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
+    return RandomBatchSampler(len(lengths), batch_size, shuffle=shuffle, seed=seed)

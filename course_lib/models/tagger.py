@@ -32,11 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.data.grammar import TAGSET, TaggedSentence
-from course_lib.data.padding import BucketBatchSampler, RandomBatchSampler, length_mask, pad_sequences
-from course_lib.device import get_device, seed_everything
+from course_lib.data.padding import BucketBatchSampler, batch_sampler, length_mask, pad_sequences
 from course_lib.metrics import masked_cross_entropy
 from course_lib.models.stacked import StackedRNN, check_cell, last_layer_state, run_packed
-from course_lib.training import train_epoch
+from course_lib.training import start_training, train_epoch
 from course_lib.vocab import Vocabulary
 
 IMPLEMENTATIONS = ("scratch", "cudnn")
@@ -276,14 +275,10 @@ def train_sequence_model(
     config = config or SequenceTrainConfig()
     if not examples:
         raise ValueError("no training examples")
-    device = torch.device(device) if device is not None else get_device()
-    seed_everything(config.seed)
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    if config.bucketing:
-        sampler = BucketBatchSampler([len(ids) for ids, _ in examples], config.batch_size, seed=config.seed)
-    else:
-        sampler = RandomBatchSampler(len(examples), config.batch_size, seed=config.seed)
+    device, optimizer = start_training(model, config.lr, config.seed, device)
+    sentence_lengths = [len(ids) for ids, _ in examples]
+    sampler = batch_sampler(sentence_lengths, config.batch_size, config.bucketing, config.seed)
+
     def loss_of(batch: list[int]) -> torch.Tensor:
         tokens, lengths, targets = (t.to(device) for t in collate([examples[i] for i in batch], pad_id))
         return _loss(model, tokens, lengths, targets)
