@@ -162,6 +162,32 @@ def _chunk_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, s
     return loss, state
 
 
+def language_model_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    state: State,
+    clip_norm: float | None,
+    autocast: torch.autocast | None = None,
+) -> tuple[float, State]:
+    """One step of truncated BPTT on a chunk: the loss of ``inputs`` (L, B) against ``targets`` (L, B).
+
+    Zeroes the gradients, back-propagates the mean cross-entropy, clips the gradient's global
+    norm to ``clip_norm`` (unless None) and steps. ``state`` should already be detached.
+
+    Returns:
+        the chunk's mean loss in nats per token, and the model's state after the chunk.
+    """
+    loss, state = _chunk_loss(model, inputs, targets, state, autocast or _autocast(inputs.device, False))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    return loss.item(), state
+
+
 @torch.no_grad()
 def evaluate_language_model(
     model: nn.Module,
@@ -238,13 +264,10 @@ def train_language_model(
         bar = tqdm(chunks, total=n_batches, desc=f"epoch {epoch + 1}", disable=not config.progress)
         for inputs, targets in bar:
             state = detach_state(state) if config.carry_state else None
-            loss, state = _chunk_loss(model, inputs, targets, state, autocast)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            total += loss.item() * targets.numel()
+            loss, state = language_model_step(
+                model, optimizer, inputs, targets, state, config.clip_norm, autocast
+            )
+            total += loss * targets.numel()
             count += targets.numel()
             bar.set_postfix(loss=f"{total / count:.3f}")
         history.train_loss.append(total / count)

