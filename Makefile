@@ -6,6 +6,16 @@
 # tests), bubblewrap (the grading sandbox) and postgresql (a gradebook on a PostgreSQL server).
 
 PYTHON ?= python3
+
+# The corpora the book and the tests read (Penn Treebank, tiny-shakespeare) come from a local
+# mirror when one sits beside the repository, as on the course's CI machines; otherwise they
+# are downloaded once into the cache (see README.md, "Data").
+MIRROR_DIR := $(abspath ../shared/data)
+ifeq ($(origin COURSE_LIB_MIRROR),undefined)
+ifneq ($(wildcard $(MIRROR_DIR)),)
+export COURSE_LIB_MIRROR := $(MIRROR_DIR)
+endif
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 

@@ -108,6 +108,18 @@ def start_training(
     return device, torch.optim.Adam(model.parameters(), lr=lr)
 
 
+def optimizer_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip_norm: float | None
+) -> None:
+    """Zero the gradients, back-propagate ``loss``, clip the gradient's global norm to ``clip_norm``
+    (unless None) and take the optimizer's step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -128,11 +140,7 @@ def train_epoch(
     start, total, count = time.perf_counter(), 0.0, 0
     for batch in batches:
         loss = loss_of(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        if clip_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
+        optimizer_step(model, optimizer, loss, clip_norm)
         total, count = total + loss.item(), count + 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -173,18 +181,13 @@ def language_model_step(
 ) -> tuple[float, State]:
     """One step of truncated BPTT on a chunk: the loss of ``inputs`` (L, B) against ``targets`` (L, B).
 
-    Zeroes the gradients, back-propagates the mean cross-entropy, clips the gradient's global
-    norm to ``clip_norm`` (unless None) and steps. ``state`` should already be detached.
+    :func:`optimizer_step` on the mean cross-entropy; ``state`` should already be detached.
 
     Returns:
         the chunk's mean loss in nats per token, and the model's state after the chunk.
     """
     loss, state = _chunk_loss(model, inputs, targets, state, autocast or _autocast(inputs.device, False))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip_norm is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-    optimizer.step()
+    optimizer_step(model, optimizer, loss, clip_norm)
     return loss.item(), state
 
 

