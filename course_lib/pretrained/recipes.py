@@ -68,7 +68,7 @@ def _zaremba(
     Zaremba et al. sum the loss over the L = 35 steps of a chunk (rate 1, gradient norm clipped
     to 5); the course averages it, so the gradient is 35 times smaller and the same largest step,
     rate × clip = 5, is rate 20 with the norm clipped to 0.25. ``schedule`` overrides fields of the
-    schedule (a vanilla RNN diverges at that rate and trains with Adam instead).
+    schedule (the vanilla RNN and the GRU diverge at that rate and train with Adam instead).
     """
     return Recipe(
         name=name,
@@ -109,6 +109,8 @@ RECIPES: dict[str, Recipe] = {
             200,
             epochs=4,
             decay_after=2,
+            optimizer="adam",
+            lr=2e-3,
         ),
         _zaremba(
             "ptb-rnn",
