@@ -14,10 +14,12 @@ from course_lib.models.captioning import (
     CNNEncoder,
     ShowAndTell,
     ShowAttendTell,
+    append_coordinates,
     caption_loss,
     flatten_features,
     greedy_caption,
     image_rnn_step,
+    position_coordinates,
 )
 from course_lib.models.rnn import rnn_step
 
@@ -109,6 +111,106 @@ def test_flatten_features_takes_the_positions_row_by_row():
             assert positions[p, b].tolist() == [1000 * b + 100 * c + 10 * r + k for c in range(C)]
 
 
+@pytest.mark.parametrize("context_layers", [0, 2])
+def test_cnn_encoder_computes_conv_relu_pool_blocks_then_conv_relu_context_layers(context_layers):
+    torch.manual_seed(5)
+    encoder = CNNEncoder(channels=(4, 6, 5), context_layers=context_layers).double()
+    images = _randn(3, 3, 24, 24, seed=34)
+    convs = [layer for layer in encoder.blocks if isinstance(layer, nn.Conv2d)]
+    x = images
+    for conv in convs[:3]:  # the textbook order, in the default memory layout
+        x = F.max_pool2d(F.relu(F.conv2d(x, conv.weight.contiguous(), conv.bias, padding=1)), 2)
+    for conv in convs[3:]:
+        x = F.relu(F.conv2d(x, conv.weight.contiguous(), conv.bias, padding=1))
+    assert len(convs) == 3 + context_layers
+    assert (encoder(images) - x).abs().max() < TOLERANCE
+
+
+def test_he_weights_do_not_depend_on_the_memory_layout():
+    encoder = CNNEncoder(channels=(4, 6), context_layers=1)
+    convs = [layer for layer in encoder.blocks if isinstance(layer, nn.Conv2d)]
+    assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
+    torch.manual_seed(8)
+    encoder.reset_parameters()
+    torch.manual_seed(8)
+    for conv in convs:  # the draws of N(0, 2 / fan_in) into tensors of the default layout, in turn
+        fan_in = conv.in_channels * 9
+        assert torch.equal(conv.weight, torch.empty(conv.weight.shape).normal_(0.0, (2 / fan_in) ** 0.5))
+
+
+def test_context_layers_keep_the_size_of_the_feature_map_and_are_he_initialised():
+    torch.manual_seed(0)
+    encoder = CNNEncoder(channels=(8, 16), context_layers=2)
+    assert encoder.feature_size == 16
+    assert encoder(torch.rand(2, 3, 32, 32)).shape == (2, 16, 8, 8)
+    context = [layer for layer in encoder.blocks[6:] if isinstance(layer, nn.Conv2d)]
+    assert len(context) == 2 and not any(isinstance(layer, nn.MaxPool2d) for layer in encoder.blocks[6:])
+    for conv in context:
+        assert conv.in_channels == conv.out_channels == 16 and not conv.bias.any()
+        assert conv.weight.std().item() == pytest.approx((2 / (16 * 9)) ** 0.5, rel=0.1)
+    with pytest.raises(ValueError):
+        CNNEncoder(context_layers=-1)
+
+
+@pytest.mark.parametrize(
+    ("channels", "context_layers", "expected"),
+    [((8,), 0, 4), ((8, 8), 0, 10), ((8, 8, 8), 0, 22), ((8, 8, 8), 1, 38), ((8, 8), 2, 26)],
+)
+def test_receptive_field_follows_the_recursion(channels, context_layers, expected):
+    # r: 1 → +2 (conv) → +1 (pool, j = 1 → 2) → +4 → +2 (j = 4) → +8 → +4 (j = 8); a context layer adds 2 j.
+    assert CNNEncoder(channels=channels, context_layers=context_layers).receptive_field == expected
+
+
+def _influence_box(encoder: CNNEncoder, size: int, row: int, col: int) -> tuple[int, int, int, int]:
+    """The smallest box (top, bottom, left, right) of the pixels whose change changes position
+    (row, col) of the feature map, found by changing every pixel of a random image in turn."""
+    image = _images(1, seed=30, size=size)
+    pixels = torch.arange(size * size)
+    changed = []
+    for change in (1e3, -1e3):
+        batch = image.repeat(size * size, 1, 1, 1)
+        batch[pixels, :, pixels // size, pixels % size] += change
+        with torch.no_grad():
+            moved = (encoder(batch)[:, :, row, col] - encoder(image)[:, :, row, col]).abs().amax(dim=1)
+        changed.append(moved > 0)
+    where = torch.nonzero((changed[0] | changed[1]).view(size, size))
+    return int(where[:, 0].min()), int(where[:, 0].max()), int(where[:, 1].min()), int(where[:, 1].max())
+
+
+@pytest.mark.parametrize("context_layers", [0, 1])
+def test_receptive_field_is_the_square_of_pixels_that_change_a_position(context_layers):
+    torch.manual_seed(7)
+    encoder = CNNEncoder(channels=(4, 6), context_layers=context_layers).double()
+    top, bottom, left, right = _influence_box(encoder, 32, 3, 4)
+    r = encoder.receptive_field
+    assert bottom - top + 1 == r and right - left + 1 == r, (top, bottom, left, right)
+    # Position p of a map with stride 4 covers pixels 4p … 4p + 3; the field is centred on them.
+    assert (top + bottom) / 2 == 4 * 3 + 1.5 and (left + right) / 2 == 4 * 4 + 1.5
+
+
+def test_position_coordinates_are_the_centres_of_the_positions():
+    coordinates = position_coordinates(2, 3, dtype=torch.float64)
+    assert coordinates.shape == (2, 2, 3)
+    expected_x = torch.tensor([[-2 / 3, 0.0, 2 / 3]] * 2, dtype=torch.float64)
+    expected_y = torch.tensor([[-0.5] * 3, [0.5] * 3], dtype=torch.float64)
+    assert (coordinates[0] - expected_x).abs().max() < TOLERANCE, "x_c = (2c + 1) / w − 1"
+    assert (coordinates[1] - expected_y).abs().max() < TOLERANCE, "y_r = (2r + 1) / h − 1"
+
+
+def test_append_coordinates_adds_x_and_y_after_the_features():
+    fmap = _randn(2, 3, 2, 4, seed=31)
+    extended = append_coordinates(fmap)
+    assert extended.shape == (2, 5, 2, 4)
+    assert torch.equal(extended[:, :3], fmap)
+    for b in range(2):
+        for r in range(2):
+            for c in range(4):
+                assert extended[b, 3, r, c].item() == (2 * c + 1) / 4 - 1
+                assert extended[b, 4, r, c].item() == (2 * r + 1) / 2 - 1
+    with pytest.raises(ValueError):
+        append_coordinates(fmap[0])
+
+
 # --- show and tell ----------------------------------------------------------------------------------
 
 
@@ -173,7 +275,15 @@ def _manual_show_attend_tell(model: ShowAttendTell, images: torch.Tensor, captio
     """The equations of show, attend and tell written out, with the additive score."""
     fmap = model.encoder(images)
     B, C, h, w = fmap.shape
-    annotations = torch.stack([fmap[:, :, p // w, p % w] for p in range(h * w)])  # (N, B, C)
+
+    def annotation(p: int) -> torch.Tensor:
+        r, c = divmod(p, w)
+        if not model.coordinates:
+            return fmap[:, :, r, c]
+        place = torch.tensor([(2 * c + 1) / w - 1, (2 * r + 1) / h - 1], dtype=fmap.dtype)
+        return torch.cat([fmap[:, :, r, c], place.expand(B, 2)], dim=1)
+
+    annotations = torch.stack([annotation(p) for p in range(h * w)])  # (N, B, D)
     att, rnn = model.attention, model.rnn
     a = annotations.mean(dim=0)
     s = torch.tanh(a @ model.init.weight.T + model.init.bias)
@@ -190,10 +300,13 @@ def _manual_show_attend_tell(model: ShowAttendTell, images: torch.Tensor, captio
     return torch.stack(logits), torch.stack(alphas)
 
 
-def test_show_attend_tell_forward_equals_the_manual_loop():
+@pytest.mark.parametrize("coordinates", [False, True])
+def test_show_attend_tell_forward_equals_the_manual_loop(coordinates):
     torch.manual_seed(2)
-    model = ShowAttendTell(10, embedding_size=4, hidden_size=5, encoder=_small_encoder(), attention_size=3)
+    model = ShowAttendTell(10, embedding_size=4, hidden_size=5, encoder=_small_encoder(), attention_size=3,
+                           coordinates=coordinates)
     model = model.double()
+    assert model.annotation_size == 6 + 2 * coordinates
     images = _images(2, seed=5)
     captions_in = torch.randint(10, (4, 2), generator=_generator(6))
     logits, alphas = model(images, captions_in)
@@ -201,6 +314,23 @@ def test_show_attend_tell_forward_equals_the_manual_loop():
     assert logits.shape == (4, 2, 10) and alphas.shape == (4, 2, 16)
     assert (logits - expected_logits).abs().max() < TOLERANCE
     assert (alphas - expected_alphas).abs().max() < TOLERANCE
+
+
+def test_with_coordinates_the_context_ends_with_the_place_it_looked_at():
+    torch.manual_seed(3)
+    model = ShowAttendTell(8, 4, 6, encoder=_small_encoder(), coordinates=True).double()
+    images = _images(3, seed=32)
+    log: list[torch.Tensor] = []
+    step, state = model.step_function(images, attention_log=log)
+    features = flatten_features(model.encoder(images)).transpose(0, 1)  # (B, N, C)
+    places = position_coordinates(4, 4, dtype=torch.float64).flatten(start_dim=1).T  # (N, 2), row-major
+    assert (state[1][:, -2:]).abs().max() < TOLERANCE, "a_0 is the mean place of a symmetric grid: the centre"
+    for y_prev in torch.randint(8, (4, 3), generator=_generator(33)):
+        _, state = step(y_prev, state)
+        weights = log[-1].T  # α^t, (B, N)
+        context = state[1]
+        assert (context[:, -2:] - weights @ places).abs().max() < TOLERANCE
+        assert (context[:, :-2] - (weights.unsqueeze(-1) * features).sum(dim=1)).abs().max() < TOLERANCE
 
 
 @pytest.mark.parametrize("score", ["dot", "bilinear", "reduced_rank", "additive"])
