@@ -83,7 +83,8 @@ def evaluate_stream(model: nn.Module, stream: torch.Tensor) -> float:
     )
 
 
-def _vocab_payload(vocab: Vocabulary) -> dict[str, list[str]]:
+def vocab_payload(vocab: Vocabulary) -> dict[str, list[str]]:
+    """A vocabulary as plain lists, to be saved beside the weights (:func:`vocab_from_payload` reads it)."""
     return {"specials": list(vocab.specials), "tokens": vocab.id_to_token[len(vocab.specials) :]}
 
 

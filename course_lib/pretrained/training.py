@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 import course_lib
 from course_lib.device import get_device, seed_everything
 from course_lib.pretrained.recipes import Recipe, get_recipe
-from course_lib.pretrained.tasks import task_for
+from course_lib.pretrained.tasks import task_for, vocab_payload
 
 CHECKPOINT_DIR_ENV_VAR = "COURSE_LIB_CHECKPOINTS"
 DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
@@ -265,7 +265,7 @@ def _finish(recipe: Recipe, task, model: nn.Module, directory: Path, device: tor
     checkpoint = directory / f"{recipe.name}.pt"
     payload = {"recipe": recipe.name, "weights": weights}
     for key, vocab in task.vocabs.items():
-        payload[key] = {"specials": list(vocab.specials), "tokens": vocab.id_to_token[len(vocab.specials) :]}
+        payload[key] = vocab_payload(vocab)
     write_atomically(checkpoint, lambda path: torch.save(payload, path))
     manifest = {
         "name": recipe.name,
