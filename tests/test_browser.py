@@ -6,10 +6,18 @@ The built site (``_build/html``, built once per session by ``conftest.py``) is s
 used. Any request to a host other than 127.0.0.1 is blocked and counts as a failure, so the
 pages are checked as a reader without internet would see them. Each page is also saved as a
 screenshot in ``_build/screenshots/``.
+
+The layout is checked at the 1280-pixel-wide window: no code, output or equation wider than
+the column, one search box, and figures whose smallest text is at least 80% of the body
+text as the page shows it. A figure's PNG records its smallest text in points and its plots
+side by side (``course_lib.plotting.use_book_style``); the page gives the figure's drawn and
+natural widths, so the text's height on screen is points · dpi / 72 · drawn / natural. The
+smallest figure text of each page is written to ``_build/screenshots/figure-text.csv``.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import re
 import threading
@@ -22,10 +30,12 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import nbformat
 import pytest
+from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import sync_playwright
 
+from course_lib.plotting import PLOTS_ACROSS_KEY, SMALLEST_TEXT_KEY
 from tests.conftest import REPO, chapter_pages, toc_pages
 
 pytestmark = pytest.mark.slow
@@ -66,6 +76,38 @@ MATH_STATE = """() => {
 BROKEN_IMAGES = """() => [...document.images]
     .filter((image) => !image.complete || image.naturalWidth === 0)
     .map((image) => image.getAttribute("src"))"""
+# Elements of the article wider than the room they have: code and outputs (their lines must
+# wrap), equations (they must fit or be broken), tables.
+OVERFLOWING = """() => {
+    const article = document.querySelector("main article") || document.querySelector("main");
+    const describe = (node) => `${node.tagName.toLowerCase()}.${[...node.classList].join(".")}: `
+        + `${Math.round(node.scrollWidth)} px in ${Math.round(node.clientWidth)} px: `
+        + JSON.stringify((node.innerText || node.textContent || "").trim().slice(0, 80));
+    const code = [...article.querySelectorAll("pre")]
+        .filter((node) => node.scrollWidth > node.clientWidth + 1);
+    const math = [...article.querySelectorAll("mjx-container[display='true']")].filter((node) => {
+        const drawn = node.querySelector("svg") || node;
+        return drawn.getBoundingClientRect().width > node.parentElement.clientWidth + 1
+            || node.scrollWidth > node.clientWidth + 1;
+    });
+    const tables = [...article.querySelectorAll("table")]
+        .filter((node) => node.getBoundingClientRect().width > article.clientWidth + 1);
+    return [...code, ...math, ...tables].map(describe);
+}"""
+FIGURES = """() => {
+    const paragraph = document.querySelector("main article p");
+    return {
+        body: parseFloat(getComputedStyle(paragraph).fontSize),
+        figures: [...document.querySelectorAll("main article .cell_output img")].map((image) => ({
+            src: image.getAttribute("src"), url: image.src,
+            drawn: image.getBoundingClientRect().width, natural: image.naturalWidth,
+        })),
+    };
+}"""
+VISIBLE_SEARCH_BOXES = """() => [...document.querySelectorAll(
+        ".search-button-field, .search-button, form.bd-search, input[type='search']")]
+    .filter((node) => node.offsetParent !== null && node.getBoundingClientRect().width > 0)
+    .map((node) => node.className)"""
 IMAGES_WITHOUT_ALT = """() => [...document.images]
     .filter((image) => !(image.getAttribute("alt") || "").trim())
     .map((image) => image.getAttribute("src"))"""
@@ -184,8 +226,23 @@ def search_term(title: str) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def fresh_screenshots() -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("*.png"):
-        old.unlink()
+    for old in [*SCREENSHOTS.glob("*.png"), FIGURE_TEXT_REPORT]:
+        old.unlink(missing_ok=True)
+
+
+FIGURE_TEXT_REPORT = SCREENSHOTS / "figure-text.csv"
+
+
+def record_figure_text(page: str, figures: int, smallest_px: float | None, body_px: float) -> None:
+    """Add a page's row to ``figure-text.csv``: its figures and their smallest text on screen."""
+    new = not FIGURE_TEXT_REPORT.exists()
+    with open(FIGURE_TEXT_REPORT, "a", newline="", encoding="utf-8") as report:
+        writer = csv.writer(report)
+        if new:
+            writer.writerow(["page", "figures", "smallest text (px)", "body text (px)", "share of body text"])
+        share = "" if smallest_px is None else f"{smallest_px / body_px:.0%}"
+        smallest = "" if smallest_px is None else f"{smallest_px:.1f}"
+        writer.writerow([page, figures, smallest, f"{body_px:g}", share])
 
 
 @pytest.mark.parametrize("page", toc_pages())
@@ -248,3 +305,44 @@ def test_search_finds_the_page_from_a_word_of_its_title(browser, site_url, page)
         found = [urlsplit(url).path.lstrip("/").removesuffix(".html") for url in results]
         assert page in found, f"searching {term!r} (from {title!r}) found {found}"
         assert not load.problems(), "\n".join(load.problems())
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_code_outputs_and_equations_fit_the_column(browser, site_url, page):
+    with open_page(browser, site_url, f"{page}.html") as load:
+        overflowing = load.page.evaluate(OVERFLOWING)
+    assert not overflowing, f"{page}: wider than the column:\n" + "\n".join(overflowing)
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_one_search_box(browser, site_url, page):
+    with open_page(browser, site_url, f"{page}.html") as load:
+        boxes = load.page.evaluate(VISIBLE_SEARCH_BOXES)
+    assert len(boxes) == 1, f"{page}: {len(boxes)} search boxes: {boxes}"
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_figure_text_is_at_least_80_percent_of_the_body_text(browser, site_url, built_site, page):
+    with open_page(browser, site_url, f"{page}.html") as load:
+        shown = load.page.evaluate(FIGURES)
+    problems, sizes = [], []
+    for figure in shown["figures"]:
+        path = built_site / urlsplit(figure["url"]).path.lstrip("/")
+        with Image.open(path) as image:
+            recorded, dpi = image.info, image.info.get("dpi", (72, 72))[0]
+        if SMALLEST_TEXT_KEY not in recorded:
+            problems.append(f"{figure['src']}: drawn without course_lib.plotting.use_book_style()")
+            continue
+        if int(recorded[PLOTS_ACROSS_KEY]) > 2:
+            problems.append(f"{figure['src']}: {recorded[PLOTS_ACROSS_KEY]} plots side by side (stack them)")
+        if recorded[SMALLEST_TEXT_KEY] == "none":
+            continue
+        pixels = float(recorded[SMALLEST_TEXT_KEY]) * dpi / 72 * figure["drawn"] / figure["natural"]
+        sizes.append(pixels)
+        if pixels < 0.8 * shown["body"]:
+            problems.append(
+                f"{figure['src']}: text {pixels:.1f} px high, body text {shown['body']:g} px "
+                f"({recorded[SMALLEST_TEXT_KEY]} pt at {dpi:.0f} dpi, drawn {figure['drawn']:.0f} of "
+                f"{figure['natural']} px)")
+    record_figure_text(page, len(shown["figures"]), min(sizes, default=None), shown["body"])
+    assert not problems, f"{page}:\n" + "\n".join(problems)
