@@ -94,8 +94,8 @@ def run_bash(script: str, cwd: Path, timeout: int) -> str:
     own_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(part for part in os.environ["PATH"].split(os.pathsep) if part != own_bin)
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    result = subprocess.run(["bash", "-c", script], cwd=cwd, env={**env, "PATH": path}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    result = subprocess.run(["bash", "-c", script], cwd=cwd, env={**env, "PATH": path},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     output = result.stdout
     assert result.returncode == 0, f"the commands failed ({result.returncode}):\n{script}\n{output[-6000:]}"
     return output
