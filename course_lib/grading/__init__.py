@@ -7,6 +7,7 @@ feedback pages. This package runs its steps for a class, from the course folder'
     python -m course_lib.grading collect downloaded/a1_ngrams.zip --assignment a1_ngrams
     python -m course_lib.grading autograde a1_ngrams
     python -m course_lib.grading report a1_ngrams
+    python -m course_lib.grading export canvas --class-list canvas_export.csv
 
 The modules, one job each:
 
@@ -17,7 +18,8 @@ The modules, one job each:
 * ``record``: write a worker's result into the real gradebook with nbgrader's own code;
 * ``autograde``: the pool of workers and the single recording process;
 * ``feedback``: nbgrader's HTML feedback page of every graded hand-in;
-* ``reports``: the grades as CSV, a per-part summary table and histograms.
+* ``reports``: the grades as CSV, a per-part summary table and histograms;
+* ``exports``: the grades for an LMS: Canvas's and Moodle's import CSVs, Gradescope's results.json.
 """
 
 

@@ -1,11 +1,15 @@
-"""Command line: ``python -m course_lib.grading collect|autograde|report …`` in the course's root.
+"""Command line: ``python -m course_lib.grading collect|autograde|report|export …`` in the course's root.
 
     python -m course_lib.grading collect DOWNLOAD [--assignment A] [--pattern REGEX] [--add-students]
     python -m course_lib.grading autograde A [--workers N] [--student ID …] [--force] [--quiet]
                                              [--unsandboxed]
     python -m course_lib.grading report A [--no-feedback]
+    python -m course_lib.grading export canvas [A …] --class-list CSV [--match sis_login|sis_id|email]
+                                               [--output CSV]
+    python -m course_lib.grading export moodle [A …] --class-list CSV [--match email|idnumber] [--output CSV]
+    python -m course_lib.grading export gradescope A [--student ID …]
 
-Exit status: 0 on success, 1 when a hand-in could not be graded, 2 for a usage error or a
+Exit status: 0 on success, 1 when a hand-in could not be graded (or exported), 2 for a usage error or a
 problem to fix first (the message says which), 130 when interrupted (Ctrl-C).
 """
 
@@ -19,6 +23,15 @@ from course_lib.grading import GradingError
 from course_lib.grading.autograde import autograde, default_workers
 from course_lib.grading.collect import DEFAULT_PATTERN, CollectReport, collect
 from course_lib.grading.course import CourseFolder
+from course_lib.grading.exports import (
+    CANVAS_MATCHES,
+    MOODLE_MATCHES,
+    ExportReport,
+    canvas_export,
+    gradescope_export,
+    moodle_export,
+    reports_folder,
+)
 from course_lib.grading.reports import make_reports, summary_table
 
 
@@ -86,6 +99,61 @@ def run_report(args: argparse.Namespace, course: CourseFolder) -> int:
     return 0
 
 
+def print_export_report(report: ExportReport, root: Path) -> None:
+    print(f"wrote {_relative(report.output, root)}: {report.students} students of the class list "
+          f"(matched by {report.match_column}), {len(report.assignments)} assignments")
+    for assignment in report.assignments:
+        line = f"  {assignment}: {report.graded[assignment]} graded"
+        if report.no_hand_in[assignment]:
+            line += f", {len(report.no_hand_in[assignment])} without a hand-in (empty cell)"
+        print(line)
+        if report.not_graded[assignment]:
+            print(f"  {assignment}: NOT graded, so left empty (grading failed or manual grading is left; "
+                  f"grade them and export again): {', '.join(report.not_graded[assignment])}")
+    if report.not_in_class_list:
+        print(f"students of the gradebook NOT in the class list, so their grades are not in the file "
+              f"(check their {report.match_column}): {', '.join(report.not_in_class_list)}")
+    if report.not_in_gradebook:
+        kept = "kept as they were" if report.rows_kept else "left out of the file"
+        print(f"rows of the class list that match no student of the gradebook ({kept}):")
+        for row in report.not_in_gradebook:
+            print(f"  {row}")
+    for note in report.notes:
+        print(f"note: {note}")
+
+
+def _export_output(args: argparse.Namespace, course: CourseFolder, name: str) -> Path:
+    return Path(args.output) if args.output else reports_folder(course) / name
+
+
+def run_export_canvas(args: argparse.Namespace, course: CourseFolder) -> int:
+    report = canvas_export(course, Path(args.class_list), _export_output(args, course, "canvas-grades.csv"),
+                           match=args.match, assignments=args.assignments)
+    print_export_report(report, course.root)
+    return 0
+
+
+def run_export_moodle(args: argparse.Namespace, course: CourseFolder) -> int:
+    report = moodle_export(course, Path(args.class_list), _export_output(args, course, "moodle-grades.csv"),
+                           match=args.match, assignments=args.assignments)
+    print_export_report(report, course.root)
+    return 0
+
+
+def run_export_gradescope(args: argparse.Namespace, course: CourseFolder) -> int:
+    report = gradescope_export(course, args.assignment, students=args.student)
+    print(f"wrote {len(report.written)} results.json files in "
+          f"{_relative(report.folder, course.root)}/<student>/")
+    if report.no_hand_in:
+        print(f"no hand-in, no file: {', '.join(report.no_hand_in)}")
+    if report.not_graded:
+        print("NOT graded (grading failed or manual grading is left), no file: "
+              + ", ".join(report.not_graded))
+    for student, problem in sorted(report.problems.items()):
+        print(f"{student}: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m course_lib.grading", description=__doc__.split("\n")[0])
     main.add_argument("--course", default=".",
@@ -116,6 +184,27 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("assignment")
     command.add_argument("--no-feedback", action="store_true", help="skip nbgrader's feedback pages")
     command.set_defaults(run=run_report)
+
+    export = commands.add_parser("export", help="the grades for Canvas, Moodle or Gradescope")
+    formats = export.add_subparsers(dest="format", required=True)
+    for name, matches, default, run, source in (
+        ("canvas", CANVAS_MATCHES, "sis_login", run_export_canvas, "Canvas's gradebook export (CSV)"),
+        ("moodle", MOODLE_MATCHES, "email", run_export_moodle, "Moodle's participants or grades (CSV)"),
+    ):
+        command = formats.add_parser(name, help=f"a CSV for {name.capitalize()}'s import of grades")
+        command.add_argument("assignments", nargs="*", metavar="assignment",
+                             help="the assignments, one column each (default: all of the gradebook)")
+        command.add_argument("--class-list", required=True, help=f"the class list: {source}")
+        columns = "; ".join(f"{key}: {column} = nbgrader's {'student id' if holds == 'id' else 'e-mail'}"
+                            for key, (column, holds) in matches.items())
+        command.add_argument("--match", choices=list(matches), default=default,
+                             help=f"the class list's column of the students (default: {default}; {columns})")
+        command.add_argument("--output", help=f"the CSV to write (default: reports/{name}-grades.csv)")
+        command.set_defaults(run=run)
+    command = formats.add_parser("gradescope", help="a Gradescope results.json per graded hand-in")
+    command.add_argument("assignment")
+    command.add_argument("--student", action="append", help="only this student (repeat for several)")
+    command.set_defaults(run=run_export_gradescope)
     return main
 
 
