@@ -71,12 +71,21 @@ def _position(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
 
-def _format_number(value: object) -> str:
+def _format_number(value: object, digits: int = 6) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (np.integer, int)):
         return str(int(value))
-    return f"{float(value):.6g}"
+    return f"{float(value):.{digits}g}"
+
+
+def _format_pair(expected: object, got: object) -> tuple[str, str]:
+    """``expected`` and ``got`` as text, with as many digits as it takes to see them differ."""
+    for digits in (6, 9, 12, 17):
+        shown = _format_number(expected, digits), _format_number(got, digits)
+        if shown[0] != shown[1]:
+            break
+    return shown
 
 
 def _compare_as_arrays(got: object, expected: object, what: str, atol: float, rtol: float,
@@ -106,8 +115,8 @@ def _compare_as_arrays(got: object, expected: object, what: str, atol: float, rt
     for index in positions[:SHOWN_DIFFERENCES]:
         index = tuple(index)
         where = f"at {_position(index)}" if got_array.ndim else "value"
-        lines.append(f"  {where}: expected {_format_number(expected_flat[index])}, "
-                     f"got {_format_number(got_flat[index])}")
+        expected_text, got_text = _format_pair(expected_flat[index], got_flat[index])
+        lines.append(f"  {where}: expected {expected_text}, got {got_text}")
     if len(positions) > SHOWN_DIFFERENCES:
         lines.append(f"  … and {len(positions) - SHOWN_DIFFERENCES} more")
     raise CheckFailed("\n".join(lines))

@@ -34,6 +34,11 @@ def test_many_differences_are_summarised():
     assert "… and 7 more" in message
 
 
+def test_values_closer_than_six_digits_are_shown_with_the_digits_that_differ():
+    message = failure(check_close, 2.436250013, 2.43625, "the loss", atol=1e-12, rtol=0)
+    assert "value: expected 2.43625, got 2.43625001" in message
+
+
 def test_a_wrong_shape_is_reported_before_values():
     message = failure(check_close, np.zeros((3, 4)), np.zeros((3, 5)), "rnn_step_forward")
     assert message == "rnn_step_forward: expected shape (3, 5), got shape (3, 4)"
