@@ -21,10 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckFailed", "check_close", "check_equal", "check_raises", "check_shape", "check_that"]
+__all__ = [
+    "CheckFailed", "check_close", "check_equal", "check_raises", "check_shape", "check_that", "describe",
+]
 
 # How many differing positions a message lists.
 SHOWN_DIFFERENCES = 3
+# Arrays of different shapes are shown whole when they have at most this many values.
+SHOWN_VALUES = 20
 # How long the repr of a value may be in a message.
 REPR_LIMIT = 200
 
@@ -38,13 +42,24 @@ def _short(value: object) -> str:
     return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 5] + " ...)"
 
 
-def _kind(value: object) -> str:
+def describe(value: object) -> str:
+    """A value in words for a message: the type and shape of arrays and tensors, else its repr.
+
+    A list or tuple that holds arrays or tensors is summed up by its items' kinds, e.g.
+    ``"a list of 5: tensor of shape (3, 6)"``.
+    """
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} ({value.dtype})"
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} ({value.dtype})"
     if value is None:
         return "None (does the function end with `return`?)"
+    arrays = (torch.Tensor, np.ndarray)
+    if isinstance(value, (list, tuple)) and any(isinstance(item, arrays) for item in value):
+        kinds = sorted({(f"{'tensor' if isinstance(item, torch.Tensor) else 'array'} of shape "
+                         f"{tuple(item.shape)}") if isinstance(item, arrays) else type(item).__name__
+                        for item in value})
+        return f"a {type(value).__name__} of {len(value)}: {', '.join(kinds)}"
     return f"{type(value).__name__} {_short(value)}"
 
 
@@ -56,7 +71,7 @@ def _is_numeric(value: object) -> bool:
     if isinstance(value, (list, tuple)) and value:
         try:
             return np.asarray(value).dtype.kind in "biuf"
-        except ValueError:  # ragged nesting
+        except (ValueError, TypeError, RuntimeError):  # ragged, or tensors that need .detach()
             return False
     return False
 
@@ -91,10 +106,13 @@ def _format_pair(expected: object, got: object) -> tuple[str, str]:
 def _compare_as_arrays(got: object, expected: object, what: str, atol: float, rtol: float,
                        exact: bool) -> None:
     if not _is_numeric(got):
-        raise CheckFailed(f"{what}: expected {_kind(_as_array(expected))}, got {_kind(got)}")
+        raise CheckFailed(f"{what}: expected {describe(_as_array(expected))}, got {describe(got)}")
     got_array, expected_array = _as_array(got), _as_array(expected)
     if got_array.shape != expected_array.shape:
-        raise CheckFailed(f"{what}: expected shape {expected_array.shape}, got shape {got_array.shape}")
+        message = f"{what}: expected shape {expected_array.shape}, got shape {got_array.shape}"
+        if max(got_array.size, expected_array.size) <= SHOWN_VALUES:
+            message += f"\n  expected {expected_array.tolist()}\n  got      {got_array.tolist()}"
+        raise CheckFailed(message)
     if exact:
         differs = got_array != expected_array
         tolerance = "exact"
@@ -135,13 +153,13 @@ def check_equal(got: object, expected: object, what: str) -> None:
     if _is_numeric(expected):
         _compare_as_arrays(got, expected, what, 0.0, 0.0, exact=True)
     elif got != expected:
-        raise CheckFailed(f"{what}: expected {_short(expected)}, got {_kind(got)}")
+        raise CheckFailed(f"{what}: expected {_short(expected)}, got {describe(got)}")
 
 
 def check_shape(got: object, shape: tuple[int, ...], what: str) -> None:
     """Check that ``got`` is an array or tensor of shape ``shape``."""
     if not isinstance(got, (torch.Tensor, np.ndarray)):
-        raise CheckFailed(f"{what}: expected an array or tensor of shape {tuple(shape)}, got {_kind(got)}")
+        raise CheckFailed(f"{what}: expected an array or tensor of shape {tuple(shape)}, got {describe(got)}")
     if tuple(got.shape) != tuple(shape):
         raise CheckFailed(f"{what}: expected shape {tuple(shape)}, got shape {tuple(got.shape)}")
 
@@ -153,7 +171,7 @@ def check_that(condition: bool, what: str, *, expected: str, got: object) -> Non
     differentiate", got="a tensor with requires_grad=False")``.
     """
     if not condition:
-        shown = got if isinstance(got, str) else _kind(got)
+        shown = got if isinstance(got, str) else describe(got)
         raise CheckFailed(f"{what}: expected {expected}, got {shown}")
 
 
@@ -167,4 +185,4 @@ def check_raises(exception: type[BaseException], function: Callable[..., Any], *
     except Exception as error:  # the wrong kind of error
         got = f"{type(error).__name__}: {error}"
         raise CheckFailed(f"{what}: expected {exception.__name__}, got {got}") from error
-    raise CheckFailed(f"{what}: expected {exception.__name__}, got no error (it returned {_kind(result)})")
+    raise CheckFailed(f"{what}: expected {exception.__name__}, got no error (it returned {describe(result)})")

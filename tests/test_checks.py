@@ -40,8 +40,20 @@ def test_values_closer_than_six_digits_are_shown_with_the_digits_that_differ():
 
 
 def test_a_wrong_shape_is_reported_before_values():
-    message = failure(check_close, np.zeros((3, 4)), np.zeros((3, 5)), "rnn_step_forward")
-    assert message == "rnn_step_forward: expected shape (3, 5), got shape (3, 4)"
+    message = failure(check_close, np.zeros((3, 40)), np.zeros((3, 50)), "rnn_step_forward")
+    assert message == "rnn_step_forward: expected shape (3, 50), got shape (3, 40)"
+
+
+def test_short_sequences_of_another_length_are_shown_whole():
+    message = failure(check_equal, [2, 3, 4, 0], [2, 3], "greedy_decode, row 0")
+    assert message == ("greedy_decode, row 0: expected shape (2,), got shape (4,)\n"
+                       "  expected [2, 3]\n  got      [2, 3, 4, 0]")
+
+
+def test_a_list_of_tensors_is_described_by_its_items():
+    outputs = [torch.zeros(3, 6, requires_grad=True) * 1 for _ in range(5)]
+    message = failure(check_close, outputs, torch.zeros(5, 3, 6), "run_sequence")
+    assert message.endswith("got a list of 5: tensor of shape (3, 6)")
 
 
 def test_a_missing_return_is_named():

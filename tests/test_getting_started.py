@@ -12,6 +12,8 @@ these:
   here, and the machine's own package mirror (its pip configuration) holds the same CPU
   build of PyTorch.
 
+What the commands printed is kept in ``_build/getting-started.txt``.
+
 ``jupyter lab`` is started without a browser (and allowed to run as root, as CI does), and
 stopped once its server answers. Then the
 exercise is validated untouched (``nbgrader validate`` must report the parts not written
@@ -36,6 +38,7 @@ from tests.nbgrader_course import REPO, cells_by_grade_id, solution_ids
 pytestmark = pytest.mark.slow
 
 PAGE = REPO / "book" / "getting_started.md"
+TRANSCRIPT = REPO / "_build" / "getting-started.txt"
 EXERCISE = "a1_ngrams"
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.DOTALL | re.MULTILINE)
 CPU_INDEX = " --index-url https://download.pytorch.org/whl/cpu"
@@ -130,6 +133,9 @@ def test_the_pages_commands_install_the_course_and_validate_an_exercise(tmp_path
     with_solutions(notebook)
     activate = next(line for line in commands if line.startswith("source "))
     validate = [line for line in commands if line.startswith("nbgrader validate")]
-    output = run_bash("\n".join(["set -euo pipefail", activate, *validate]), student, timeout=600)
-    assert "Success! Your notebook passes all the tests." in output, output[-3000:]
+    solved = run_bash("\n".join(["set -euo pipefail", activate, *validate]), student, timeout=600)
+    TRANSCRIPT.parent.mkdir(exist_ok=True)
+    TRANSCRIPT.write_text("\n".join(["$ " + "\n$ ".join(commands), output, "# the exercise solved:",
+                                     "$ " + "\n$ ".join(validate), solved]), encoding="utf-8")
+    assert "Success! Your notebook passes all the tests." in solved, solved[-3000:]
     assert shlex.split(validate[0])[-1] == notebook.name
