@@ -30,9 +30,8 @@ from course_lib.grading.exports import (
     canvas_export,
     gradescope_export,
     moodle_export,
-    reports_folder,
 )
-from course_lib.grading.reports import make_reports, summary_table
+from course_lib.grading.reports import make_reports, reports_folder, summary_table
 
 
 def _relative(path: Path, root: Path) -> str:

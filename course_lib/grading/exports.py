@@ -32,7 +32,7 @@ from course_lib.grading import GradingError, gradebook
 from course_lib.grading.course import CourseFolder
 from course_lib.grading.files import write_atomically
 from course_lib.grading.gradebook import AssignmentGrades, StudentGrades
-from course_lib.grading.reports import REPORTS_FOLDER, release_cell_order
+from course_lib.grading.reports import release_cell_order, reports_folder
 
 # --match → (the class list's column, what of nbgrader's student it holds: "id" or "email").
 CANVAS_MATCHES = {
@@ -293,14 +293,6 @@ def canvas_export(course: CourseFolder, class_list_path: Path, output: Path, *, 
     _fill_report(report, grades, matched, unmatched)
     write_atomically(output, _csv_text([header, *rows], class_list.delimiter))
     return report
-
-
-def reports_folder(course: CourseFolder) -> Path:
-    """The course's ``reports/`` folder, with the ``.gitignore`` that keeps its student data out of git."""
-    folder = course.root / REPORTS_FOLDER
-    if not (folder / ".gitignore").exists():
-        write_atomically(folder / ".gitignore", "# Grades and other student data: kept out of git.\n*\n")
-    return folder
 
 
 def resolved(path: Path) -> Path:

@@ -200,6 +200,14 @@ def release_cell_order(course: CourseFolder, assignment: str) -> list[str]:
     return order
 
 
+def reports_folder(course: CourseFolder) -> Path:
+    """The course's ``reports/`` folder, with the ``.gitignore`` that keeps its student data out of git."""
+    folder = course.root / REPORTS_FOLDER
+    if not (folder / ".gitignore").exists():
+        write_atomically(folder / ".gitignore", "# Grades and other student data: kept out of git.\n*\n")
+    return folder
+
+
 def make_reports(course: CourseFolder, assignment: str, *,
                  feedback: bool = True) -> tuple[Reports, list[Path]]:
     """Feedback pages (unless ``feedback`` is false) and the reports of ``reports/<assignment>/``.
@@ -212,7 +220,4 @@ def make_reports(course: CourseFolder, assignment: str, *,
         grades = gradebook.assignment_grades(
             course.db_url, course.course_id, assignment, release_cell_order(course, assignment)
         )
-        folder = course.root / REPORTS_FOLDER
-        if not (folder / ".gitignore").exists():
-            write_atomically(folder / ".gitignore", "# Grades and other student data: kept out of git.\n*\n")
-        return write_reports(grades, folder / assignment), pages
+        return write_reports(grades, reports_folder(course) / assignment), pages
